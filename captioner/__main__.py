@@ -1,0 +1,148 @@
+"""Command line: python -m captioner {caption,features,train,scenes,evaluate,bench,export,push} ..."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
+
+
+def _add_decoding(parser) -> None:
+    parser.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest words (0: all)")
+    parser.add_argument("--beam-size", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=None, help="makes sampling repeatable")
+    parser.add_argument("--max-length", type=int, default=None)
+
+
+def _decoding_kwargs(args) -> dict:
+    return dict(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
+                beam_size=args.beam_size, seed=args.seed, max_length=args.max_length)
+
+
+def cmd_caption(args) -> int:
+    from .api import Captioner, default_checkpoint_path
+    from .images import InputError
+    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    failed = 0
+    for image in args.images:
+        try:
+            result = model.caption(image, **_decoding_kwargs(args))
+        except InputError as error:
+            failed += 1
+            print(json.dumps({"image": image, "error": str(error)}) if args.json
+                  else f"{image}: error: {error}", file=sys.stdout if args.json else sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"image": image, **result.to_dict()}))
+        else:
+            print(f"{image}: {result.text}")
+    return 1 if failed else 0
+
+
+def _model_and_train_config(args):
+    from .config import ModelConfig, TrainConfig
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    values = vars(args)
+    return (ModelConfig(**{k: values[k] for k in model_fields if values.get(k) is not None}),
+            TrainConfig(**{k: values[k] for k in train_fields if values.get(k) is not None}))
+
+
+def _add_config_fields(parser, cls, skip=()) -> None:
+    """Every dataclass field becomes a flag (`--batch-size`), so every setting is on the CLI."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=None,
+                                help=f"(default {f.default})")
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=f"(default {f.default})")
+
+
+def cmd_train(args) -> int:
+    from .train import train
+    model_config, train_config = _model_and_train_config(args)
+    if not train_config.captions or not train_config.images:
+        raise SystemExit("train: --captions and --images are required")
+    history = train(train_config, model_config, args.cache, args.encoder_weights, resume=args.resume)
+    print(json.dumps({"checkpoint": train_config.out, **history}))
+    return 0
+
+
+def cmd_features(args) -> int:
+    from . import data
+    from .encoders import build_encoder
+    captions = data.load_captions(args.captions, args.images, args.limit_captions)
+    encoder = build_encoder(args.encoder, args.encoder_weights)
+    folder = data.extract_features(encoder, args.images, captions.files, args.cache, args.batch_size)
+    print(f"features for {len(captions.files)} images in {folder}")
+    return 0
+
+
+def cmd_scenes(args) -> int:
+    from .scenes import render_dataset
+    summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size)
+    print(json.dumps(summary))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import ModelConfig, TrainConfig
+    parser = argparse.ArgumentParser(prog="python -m captioner", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("caption", help="caption image files")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo (default: shipped model)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    _add_decoding(p)
+    p.set_defaults(run=cmd_caption)
+
+    p = sub.add_parser("features", help="cache encoder features of a COCO-format dataset")
+    for flag in ("--captions", "--images"):
+        p.add_argument(flag, required=True)
+    p.add_argument("--cache", default="data/features")
+    p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--encoder-weights", default="default")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit-captions", type=int, default=0)
+    p.set_defaults(run=cmd_features)
+
+    p = sub.add_parser("train", help="train on a COCO-format dataset")
+    _add_config_fields(p, TrainConfig)
+    _add_config_fields(p, ModelConfig, skip=("grid_size", "feature_dim", "vocab_size"))
+    p.add_argument("--cache", default="data/features", help="feature cache root")
+    p.add_argument("--encoder-weights", default="default")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("scenes", help="render the scene-world dataset")
+    p.add_argument("--out", required=True)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--size", type=int, default=256)
+    p.set_defaults(run=cmd_scenes)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .checkpoint import CheckpointError
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CheckpointError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Configuration as plain dataclasses, saved as `config.json` inside every checkpoint.
+
+The model is rebuilt from this file alone, so a checkpoint never depends on the code's defaults
+of the day it is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "efficientnet_lite0"
+    grid_size: int = 7            # attention grid is grid_size x grid_size
+    feature_dim: int = 1280       # channels of the encoder's feature map
+    vocab_size: int = 5000        # includes <pad>, <start>, <end>, <unk>
+    embedding_dim: int = 256      # also the width of the projected features
+    units: int = 512              # GRU state and attention width
+    dropout: float = 0.3
+    attention_gate: bool = True   # the paper's gating scalar beta on the context vector
+    max_length: int = 24          # longest caption generated, in words, <end> excluded
+
+
+@dataclass
+class TrainConfig:
+    captions: str = ""
+    images: str = ""
+    out: str = "runs/model"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    clip_norm: float = 5.0
+    attention_lambda: float = 1.0  # doubly stochastic attention regularisation (Xu et al. eq. 14)
+    vocab_top_k: int = 5000
+    max_caption_words: int = 24    # longer training captions are cut
+    val_fraction: float = 0.05
+    seed: int = 0
+    limit_captions: int = 0        # 0 = all; e.g. 30000 for the seed tutorial's subset
+    distribute: str = "none"       # none | mirrored | multiworker
+
+
+@dataclass
+class CheckpointConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    version: int = CONFIG_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CheckpointConfig":
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
+        version = data.get("version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise ValueError(f"config version {version} is newer than this code ({CONFIG_VERSION})")
+        return cls(model=_build(ModelConfig, data.get("model", {})),
+                   train=_build(TrainConfig, data.get("train", {})),
+                   version=version)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+
+def _build(cls, values: dict):
+    """Build a dataclass, refusing unknown keys so a mismatched checkpoint fails loudly."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**values)

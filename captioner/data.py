@@ -1,0 +1,155 @@
+"""COCO-format captions, the feature cache, and tf.data pipelines with padded, masked captions."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from .vocab import Vocabulary
+
+
+@dataclass
+class CaptionSet:
+    """Image file names and (image index, caption) pairs from a COCO captions file."""
+    files: list[str]                 # file_name per image, in the file's order
+    image_ids: list[int]
+    pairs: list[tuple[int, str]]     # (index into files, caption)
+
+
+def load_captions(path, images_dir=None, limit: int = 0) -> CaptionSet:
+    """Read `captions_*.json` ({"images": [...], "annotations": [{"image_id", "caption"}]}).
+
+    `limit` keeps the first N captions (the seed tutorial trains on 30,000). With `images_dir`,
+    captions of images missing from the folder fail loudly rather than silently shrinking the set.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        images = {int(im["id"]): im["file_name"] for im in data["images"]}
+        notes = [(int(a["image_id"]), str(a["caption"])) for a in data["annotations"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a COCO captions file ({error})") from None
+    if limit:
+        notes = notes[:limit]
+    used = sorted({image_id for image_id, _ in notes})
+    unknown = [i for i in used if i not in images]
+    if unknown:
+        raise ValueError(f"{path}: captions refer to unknown image ids, e.g. {unknown[:3]}")
+    files = [images[i] for i in used]
+    if images_dir is not None:
+        missing = [f for f in files if not (Path(images_dir) / f).is_file()]
+        if missing:
+            raise ValueError(f"{len(missing)} images are missing from {images_dir}, e.g. {missing[0]}")
+    row = {image_id: n for n, image_id in enumerate(used)}
+    return CaptionSet(files, used, [(row[i], c) for i, c in notes])
+
+
+def split_by_image(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split image indices (not captions) so no validation image is ever seen in training."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = int(round(count * val_fraction)) if count > 1 else 0
+    if val_fraction > 0 and count > 1:
+        n_val = max(n_val, 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+# --- feature cache -----------------------------------------------------------------------------
+
+def cache_dir(root, encoder_name: str) -> Path:
+    return Path(root) / encoder_name
+
+
+def image_dataset(paths: list[str], encoder, batch_size: int) -> tf.data.Dataset:
+    """Files -> resized float batches, decoded in parallel (tf.data, AUTOTUNE)."""
+    def read(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return encoder.resize(image)
+    return (tf.data.Dataset.from_tensor_slices(paths)
+            .map(read, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def extract_features(encoder, images_dir, files: list[str], root, batch_size: int = 32,
+                     progress: bool = True) -> Path:
+    """Encode the images not yet cached; the cache is `root/<encoder>/features.npy` + `index.json`.
+
+    Features are stored as float16 (half the disk and memory); the model always sees them cast
+    back to float32, in training and at use alike.
+    """
+    from tqdm import tqdm
+    folder = cache_dir(root, encoder.name)
+    index, features = load_feature_cache(folder) if (folder / "index.json").exists() else ({}, None)
+    todo = [f for f in dict.fromkeys(files) if f not in index]
+    if not todo:
+        return folder
+    paths = [str(Path(images_dir) / f) for f in todo]
+    chunks = []
+    with tqdm(total=len(todo), unit="img", desc=f"features ({encoder.name})", disable=not progress) as bar:
+        for batch in image_dataset(paths, encoder, batch_size):
+            chunks.append(encoder.features(batch).numpy().astype(np.float16))
+            bar.update(len(chunks[-1]))
+    new = np.concatenate(chunks)
+    combined = new if features is None else np.concatenate([np.asarray(features), new])
+    index.update({f: len(index) + n for n, f in enumerate(todo)})
+    _write_cache(folder, combined, index)
+    return folder
+
+
+def _write_cache(folder: Path, features: np.ndarray, index: dict) -> None:
+    """Write beside the old cache, then rename: an interrupted run never loses what was cached."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "features.tmp.npy", features)
+    (folder / "index.tmp.json").write_text(json.dumps(index))
+    (folder / "features.tmp.npy").replace(folder / "features.npy")
+    (folder / "index.tmp.json").replace(folder / "index.json")
+
+
+def load_feature_cache(folder) -> tuple[dict, np.ndarray]:
+    """-> ({file_name: row}, memory-mapped (images, N, C) float16 array)."""
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / "index.json").read_text())
+        features = np.load(folder / "features.npy", mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"feature cache {folder} is unreadable ({error}); delete it to rebuild") from None
+    if features.ndim != 3 or len(features) < len(index):
+        raise ValueError(f"feature cache {folder} does not match its index; delete it to rebuild")
+    return index, features
+
+
+# --- caption batches ---------------------------------------------------------------------------
+
+def encode_captions(pairs, vocab: Vocabulary, max_words: int):
+    """-> image rows (n,) and token id lists with <start>/<end>, cut to `max_words` words."""
+    rows = np.array([row for row, _ in pairs], np.int64)
+    tokens = [vocab.encode(caption, max_words) for _, caption in pairs]
+    return rows, tokens
+
+
+def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[int]],
+                    batch_size: int, max_words: int, shuffle: bool, seed: int = 0,
+                    drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches ((features (B,N,C), inputs (B,L)), targets (B,L)), L = max_words + 1.
+
+    Captions are padded with <pad> = 0 to one fixed length so the compiled train step is traced
+    once; the loss masks the pads out (`targets != 0`).
+    """
+    length = max_words + 2
+    ragged = tf.ragged.constant(tokens, dtype=tf.int32)
+    data = tf.data.Dataset.from_tensor_slices((rows, ragged))
+    if shuffle:
+        data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    data = data.padded_batch(batch_size, padded_shapes=([], [length]), drop_remainder=drop_remainder)
+
+    def gather(batch_rows):
+        return np.asarray(features[np.asarray(batch_rows)], np.float32)
+
+    def to_model(batch_rows, ids):
+        feats = tf.numpy_function(gather, [batch_rows], tf.float32)
+        feats.set_shape([None, features.shape[1], features.shape[2]])
+        return (feats, ids[:, :-1]), ids[:, 1:]
+    return data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,105 @@
+"""Show, Attend and Tell (Xu et al. 2015) as Keras 3 layers: no training, decoding or UI logic here.
+
+Shapes use B = batch, N = grid cells (49 for a 7x7 grid), C = encoder channels, E = embedding
+width, U = GRU units, V = vocabulary size, T = caption steps.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from .config import ModelConfig
+
+
+class BahdanauAttention(keras.layers.Layer):
+    """Additive attention: score_n = v . tanh(W_f f_n + W_h h)."""
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_dense = keras.layers.Dense(units, name="feature_dense")
+        self.hidden_dense = keras.layers.Dense(units, name="hidden_dense")
+        self.score_dense = keras.layers.Dense(1, name="score_dense")
+
+    def build(self, features_shape, hidden_shape):
+        self.feature_dense.build(features_shape)
+        self.hidden_dense.build(hidden_shape)
+        self.score_dense.build(features_shape[:-1] + (self.feature_dense.units,))
+        self.built = True
+
+    def keys(self, features):
+        # The feature half of the score does not change over steps: compute it once per image.
+        return self.feature_dense(features)                       # (B, N, U)
+
+    def call(self, features, keys, hidden):
+        scores = self.score_dense(tf.tanh(keys + self.hidden_dense(hidden)[:, None, :]))  # (B, N, 1)
+        weights = tf.nn.softmax(scores[..., 0], axis=-1)          # (B, N), sums to 1 over the grid
+        context = tf.einsum("bn,bne->be", weights, features)      # (B, E)
+        return context, weights
+
+
+class ShowAttendTell(keras.Model):
+    """Projection of frozen CNN features, Bahdanau attention, a GRU decoder with a deep output."""
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.projection = keras.layers.Dense(config.embedding_dim, activation="relu", name="projection")
+        self.init_hidden = keras.layers.Dense(config.units, activation="tanh", name="init_hidden")
+        self.attention = BahdanauAttention(config.units, name="attention")
+        self.gate = keras.layers.Dense(1, activation="sigmoid", name="gate")
+        self.embedding = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")
+        self.gru = keras.layers.GRUCell(config.units, name="gru")
+        self.fc1 = keras.layers.Dense(config.units, name="fc1")
+        self.dropout = keras.layers.Dropout(config.dropout)
+        self.fc2 = keras.layers.Dense(config.vocab_size, name="fc2")
+
+    def encode(self, features):
+        """Per-image work done once before decoding: (B, N, C) -> projected, keys, first hidden."""
+        projected = self.projection(features)                     # (B, N, E)
+        keys = self.attention.keys(projected)                     # (B, N, U)
+        hidden = self.init_hidden(tf.reduce_mean(projected, axis=1))  # (B, U), as in the paper
+        return projected, keys, hidden
+
+    def step(self, tokens, hidden, projected, keys, training=False):
+        """One decoder step: previous word ids (B,) -> logits (B, V), new hidden, attention (B, N)."""
+        context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
+        if self.config.attention_gate:
+            context = self.gate(hidden) * context
+        inputs = tf.concat([context, self.embedding(tokens)], axis=-1)  # (B, 2E)
+        output, states = self.gru(inputs, [hidden], training=training)
+        hidden = states[0] if isinstance(states, (list, tuple)) else states
+        deep = self.dropout(self.fc1(output), training=training)  # (B, U)
+        return self.fc2(deep), hidden, weights
+
+    def call(self, inputs, training=False):
+        """Teacher forcing: (features (B,N,C), input tokens (B,T)) -> logits (B,T,V), attention (B,T,N)."""
+        features, tokens = inputs
+        projected, keys, hidden = self.encode(features)
+        steps = tf.shape(tokens)[1]
+        logits_ta = tf.TensorArray(tf.float32, size=steps)
+        attention_ta = tf.TensorArray(tf.float32, size=steps)
+        for t in tf.range(steps):
+            logits, hidden, weights = self.step(tokens[:, t], hidden, projected, keys, training)
+            logits_ta = logits_ta.write(t, logits)
+            attention_ta = attention_ta.write(t, weights)
+        return (tf.transpose(logits_ta.stack(), [1, 0, 2]),
+                tf.transpose(attention_ta.stack(), [1, 0, 2]))
+
+    def build(self, input_shape=None):
+        """Create every variable from the config alone, so weights can be loaded before any call."""
+        c = self.config
+        self.projection.build((None, None, c.feature_dim))
+        self.init_hidden.build((None, c.embedding_dim))
+        self.attention.build((None, None, c.embedding_dim), (None, c.units))
+        self.gate.build((None, c.units))
+        self.embedding.build((None,))
+        self.gru.build((None, 2 * c.embedding_dim))
+        self.fc1.build((None, c.units))
+        self.fc2.build((None, c.units))
+        self.built = True
+
+
+def build_model(config: ModelConfig) -> ShowAttendTell:
+    model = ShowAttendTell(config, name="show_attend_tell")
+    model.build()
+    return model

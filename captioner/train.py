@@ -1,0 +1,189 @@
+"""Training: teacher forcing, a loss masked over pads, doubly stochastic attention, Adam.
+
+`python -m captioner train --captions F --images DIR --out CKPT` runs `train()`; `fit()` is the
+loop itself, usable on arrays the tests make.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import data
+from .checkpoint import TRAIN_STATE, load_checkpoint, restore_optimizer, save_checkpoint
+from .config import CheckpointConfig, ModelConfig, TrainConfig
+from .model import build_model
+from .vocab import Vocabulary
+
+
+def masked_loss(targets, logits):
+    """Mean cross-entropy over real words only: pads (id 0) weigh nothing.  -> per-token sum, count."""
+    mask = tf.cast(targets != 0, tf.float32)                                   # (B, T)
+    losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return tf.reduce_sum(losses * mask), tf.reduce_sum(mask)
+
+
+def attention_penalty(attention, targets):
+    """Doubly stochastic regularisation (Xu et al. eq. 14): each cell attended ~once over a caption.
+
+    attention (B, T, N) of the real steps only; returns the sum over the batch of the mean over cells.
+    """
+    mask = tf.cast(targets != 0, tf.float32)[..., None]                       # (B, T, 1)
+    coverage = tf.reduce_sum(attention * mask, axis=1)                         # (B, N)
+    return tf.reduce_sum(tf.reduce_mean(tf.square(1.0 - coverage), axis=1))
+
+
+def make_steps(model, optimizer, attention_lambda: float, clip_norm: float):
+    """The compiled train and validation steps (one trace each: fixed padded caption length)."""
+    def loss_fn(features, tokens, targets, training):
+        logits, attention = model((features, tokens), training=training)
+        loss_sum, words = masked_loss(targets, logits)
+        context = tf.distribute.get_replica_context()   # exact global means under MirroredStrategy
+        words = context.all_reduce("sum", words)
+        captions = context.all_reduce("sum", tf.cast(tf.shape(targets)[0], tf.float32))
+        xent = loss_sum / words
+        return xent + attention_lambda * attention_penalty(attention, targets) / captions, xent
+
+    @tf.function(reduce_retracing=True)
+    def train_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            loss, xent = loss_fn(*inputs, targets, True)
+        grads = tape.gradient(loss, model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, xent
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(inputs, targets):
+        return loss_fn(*inputs, targets, False)
+    return train_step, eval_step
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    if name in ("", "none"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":   # reads TF_CONFIG, see the README
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown --distribute {name!r}: use none, mirrored or multiworker")
+
+
+def fit(config: CheckpointConfig, vocab: Vocabulary, train_data, val_data, steps_per_epoch: int,
+        resume: bool = False, progress: bool = True) -> dict:
+    """Train, saving a checkpoint to `config.train.out` after every epoch. -> history dict."""
+    from tqdm import tqdm
+    cfg, out = config.train, Path(config.train.out)
+    strategy = get_strategy(cfg.distribute)
+    with strategy.scope():
+        model = build_model(config.model)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, max(cfg.epochs * steps_per_epoch, 1), alpha=0.05)
+        optimizer = keras.optimizers.Adam(schedule)
+        history, first_epoch = {"loss": [], "val_loss": [], "seconds": []}, 0
+        if resume and (out / TRAIN_STATE).is_file():
+            history, first_epoch = _resume(out, model, optimizer)
+    train_step, eval_step = make_steps(model, optimizer, cfg.attention_lambda, cfg.clip_norm)
+    run = lambda step, batch: strategy.reduce("sum", strategy.run(step, args=batch), axis=None) \
+        if cfg.distribute not in ("", "none") else step(*batch)
+    writer = tf.summary.create_file_writer(str(out.with_name(out.name + "_logs")))
+    for epoch in range(first_epoch, cfg.epochs):
+        start, losses = time.perf_counter(), []
+        with tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress) as bar:
+            for batch in _distributed(strategy, train_data, cfg.distribute):
+                loss, _ = run(train_step, batch)
+                losses.append(float(loss))   # replicas hold shares of one global mean: summed above
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
+                                captions_per_s=f"{len(losses) * cfg.batch_size / (time.perf_counter() - start):.0f}")
+        val = [float(eval_step(*batch)[1]) for batch in val_data] if val_data is not None else []
+        history["loss"].append(float(np.mean(losses)))
+        history["val_loss"].append(float(np.mean(val)) if val else None)
+        history["seconds"].append(time.perf_counter() - start)
+        _log(writer, epoch, history, float(schedule(optimizer.iterations)))
+        state = {"epoch": epoch + 1, "history": history}
+        save_checkpoint(out, model, vocab, config, train_state=state, optimizer=optimizer)
+    save_loss_curve(history, out / "loss_curve.png")
+    return history
+
+
+def _distributed(strategy, dataset, distribute: str):
+    return dataset if distribute in ("", "none") else strategy.experimental_distribute_dataset(dataset)
+
+
+def _resume(out: Path, model, optimizer):
+    checkpoint = load_checkpoint(out)
+    model.set_weights(checkpoint.model.get_weights())
+    restore_optimizer(out, optimizer, model.trainable_variables)
+    state = json.loads((out / TRAIN_STATE).read_text())
+    return state["history"], int(state["epoch"])
+
+
+def _log(writer, epoch: int, history: dict, learning_rate: float) -> None:
+    with writer.as_default():
+        tf.summary.scalar("loss", history["loss"][-1], step=epoch)
+        tf.summary.scalar("learning_rate", learning_rate, step=epoch)
+        if history["val_loss"][-1] is not None:
+            tf.summary.scalar("val_loss", history["val_loss"][-1], step=epoch)
+    writer.flush()
+
+
+def save_loss_curve(history: dict, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    axes.plot(epochs, history["loss"], "o-", label="train (cross-entropy + attention penalty)")
+    val = [v for v in history["val_loss"] if v is not None]
+    if val:
+        axes.plot(epochs[-len(val):], val, "s-", label="validation (cross-entropy)")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, encoder_weights="default",
+          resume: bool = False, progress: bool = True) -> dict:
+    """Captions file + image folder -> features (cached) -> vocabulary -> fit()."""
+    from .encoders import build_encoder
+    cfg = train_config
+    captions = data.load_captions(cfg.captions, cfg.images, cfg.limit_captions)
+    encoder = build_encoder(model_config.encoder, encoder_weights)
+    folder = data.extract_features(encoder, cfg.images, captions.files, cache_root, progress=progress)
+    index, cached = data.load_feature_cache(folder)
+    rows = np.array([index[f] for f in captions.files])
+    features = np.asarray(cached[rows]) if cached.nbytes < 8e9 else cached[rows]
+    train_images, val_images = data.split_by_image(len(captions.files), cfg.val_fraction, cfg.seed)
+    is_val = np.isin(np.arange(len(captions.files)), val_images)
+    train_pairs = [p for p in captions.pairs if not is_val[p[0]]]
+    val_pairs = [p for p in captions.pairs if is_val[p[0]]]
+    vocab = _fit_vocab(cfg, train_pairs, resume)
+    model_config = dataclasses.replace(
+        model_config, vocab_size=len(vocab), grid_size=encoder.grid_size, feature_dim=encoder.feature_dim)
+    config = CheckpointConfig(model=model_config, train=cfg)
+    train_data = data.caption_dataset(features, *data.encode_captions(train_pairs, vocab, cfg.max_caption_words),
+                                      cfg.batch_size, cfg.max_caption_words, shuffle=True, seed=cfg.seed,
+                                      drop_remainder=len(train_pairs) >= cfg.batch_size)
+    val_data = data.caption_dataset(features, *data.encode_captions(val_pairs, vocab, cfg.max_caption_words),
+                                    cfg.batch_size, cfg.max_caption_words, shuffle=False) if val_pairs else None
+    steps = max(len(train_pairs) // cfg.batch_size, 1)   # full batches only, see drop_remainder
+    return fit(config, vocab, train_data, val_data, steps, resume=resume, progress=progress)
+
+
+def _fit_vocab(cfg: TrainConfig, train_pairs, resume: bool) -> Vocabulary:
+    """A resumed run must keep the vocabulary its weights were trained with."""
+    saved = Path(cfg.out) / "vocab.json"
+    if resume and saved.is_file():
+        return Vocabulary.load(saved)
+    return Vocabulary.fit((c for _, c in train_pairs), cfg.vocab_top_k)

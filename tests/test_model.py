@@ -1,0 +1,177 @@
+"""Layers, loss, decoding and checkpoints on features the tests make (no encoder needed)."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from captioner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from captioner.config import CheckpointConfig, ModelConfig
+from captioner.decoding import END, Decoder
+from captioner.model import build_model
+from captioner.train import attention_penalty, masked_loss
+from captioner.vocab import Vocabulary
+
+CONFIG = ModelConfig(vocab_size=12, embedding_dim=16, units=32, feature_dim=24, grid_size=3, max_length=8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    tf.keras.utils.set_random_seed(0)
+    return build_model(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def decoder(model):
+    return Decoder(model)
+
+
+def features(batch=2, seed=0):
+    return tf.random.stateless_normal([batch, CONFIG.grid_size ** 2, CONFIG.feature_dim], [seed, 1])
+
+
+def test_attention_sums_to_one_over_the_grid(model):
+    projected, keys, hidden = model.encode(features(3))
+    context, weights = model.attention(projected, keys, hidden)
+    assert weights.shape == (3, 9) and context.shape == (3, CONFIG.embedding_dim)
+    np.testing.assert_allclose(tf.reduce_sum(weights, -1).numpy(), 1.0, atol=1e-5)
+    assert (weights.numpy() >= 0).all()
+
+
+def test_teacher_forcing_shapes(model):
+    tokens = tf.constant([[1, 5, 6, 2, 0], [1, 7, 2, 0, 0]])
+    logits, attention = model((features(2), tokens))
+    assert logits.shape == (2, 5, CONFIG.vocab_size) and attention.shape == (2, 5, 9)
+
+
+def test_masked_loss_ignores_pads():
+    targets = tf.constant([[5, 6, 2, 0, 0], [7, 2, 0, 0, 0]])
+    logits = tf.random.stateless_normal([2, 5, 12], [1, 2])
+    pad = tf.cast(targets == 0, tf.float32)[..., None]
+    noisy = logits + pad * tf.random.stateless_normal([2, 5, 12], [3, 4]) * 100.0
+    loss_sum, words = masked_loss(targets, logits)
+    noisy_sum, _ = masked_loss(targets, noisy)
+    assert float(words) == 5.0
+    np.testing.assert_allclose(float(loss_sum), float(noisy_sum), rtol=1e-6)
+    changed_sum, _ = masked_loss(targets, logits + (1 - pad) * 3.0 * tf.one_hot(targets, 12))
+    assert float(changed_sum) < float(loss_sum)   # real positions do count
+
+
+def test_attention_penalty_ignores_pad_steps_and_rewards_coverage():
+    targets = tf.constant([[5, 2, 0]])
+    spread = tf.constant([[[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]])      # two real steps cover both cells
+    assert float(attention_penalty(spread, targets)) == pytest.approx(0.0)
+    focused = tf.constant([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])     # the pad step's cell must not count
+    assert float(attention_penalty(focused, targets)) == pytest.approx(1.0)
+
+
+def test_decoding_outputs_are_consistent(model, decoder):
+    ids, probs, attention, log_prob = [x.numpy() for x in decoder.greedy(features(2), tf.constant(6))]
+    assert ids.shape[0] == 2 and ids.shape[1] <= 6 and attention.shape == ids.shape + (9,)
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+    assert ((probs > 0) & (probs <= 1)).all()
+    assert not np.isin(ids, [0, 1]).any() or (ids == 0).any()   # <start> never produced
+
+
+def test_beam_size_one_equals_greedy(decoder):
+    for seed in range(3):
+        f = features(1, seed)
+        greedy = [x.numpy() for x in decoder.greedy(f, tf.constant(8))]
+        beam = [x.numpy() for x in decoder.beam(f, tf.constant(8), tf.constant(1), tf.constant(0.7))]
+        np.testing.assert_array_equal(greedy[0], beam[0])
+        np.testing.assert_allclose(greedy[1], beam[1], rtol=1e-5)
+        np.testing.assert_allclose(greedy[2], beam[2], atol=1e-6)
+
+
+def test_beam_search_is_at_least_as_likely_as_greedy(decoder):
+    f = features(1, 7)
+    greedy_lp = float(decoder.greedy(f, tf.constant(8))[3][0])
+    _, _, _, beam_lp = decoder.beam(f, tf.constant(8), tf.constant(4), tf.constant(0.0))
+    assert float(beam_lp[0]) >= greedy_lp - 1e-4
+
+
+def test_sampling_with_a_seed_repeats_and_seeds_differ(decoder):
+    f = tf.repeat(features(1), 6, axis=0)
+    run = lambda seed: decoder.sample(f, tf.constant(8), tf.constant(1.5), tf.constant(0), tf.constant([seed, 0]))[0].numpy()
+    np.testing.assert_array_equal(run(11), run(11))
+    assert any(not np.array_equal(run(11), run(s)) for s in (12, 13, 14))
+
+
+def test_top_k_one_sampling_is_greedy(decoder):
+    f = features(2, 3)
+    greedy = decoder.greedy(f, tf.constant(8))[0].numpy()
+    sampled = decoder.sample(f, tf.constant(8), tf.constant(1.0), tf.constant(1), tf.constant([5, 0]))[0].numpy()
+    np.testing.assert_array_equal(greedy, sampled)
+
+
+def test_decoding_stops_at_max_length_when_end_never_comes():
+    tf.keras.utils.set_random_seed(1)
+    stubborn = build_model(CONFIG)
+    bias = stubborn.fc2.bias.numpy()
+    bias[END] = -1e4                      # this model can never say <end>
+    stubborn.fc2.bias.assign(bias)
+    decoder = Decoder(stubborn)
+    for run in (lambda f: decoder.greedy(f, tf.constant(5)),
+                lambda f: decoder.beam(f[:1], tf.constant(5), tf.constant(3), tf.constant(0.7)),
+                lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
+        ids = run(features(2))[0].numpy()
+        assert ids.shape[1] == 5 and not (ids == END).any()
+
+
+def test_compiled_decoding_does_not_retrace(decoder):
+    decoder.greedy(features(1), tf.constant(8))
+    decoder.beam(features(1), tf.constant(8), tf.constant(3), tf.constant(0.7))
+    before = decoder.tracing_count()
+    for n in range(1, 6):
+        decoder.greedy(features(n, n), tf.constant(3 + n))
+        decoder.beam(features(1, n), tf.constant(3 + n), tf.constant(n), tf.constant(0.5))
+    assert decoder.tracing_count() == before
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def vocab():
+    return Vocabulary.fit(["a red square", "two blue circles", "a green triangle"], top_k=12)
+
+
+def save(tmp_path, model):
+    config = CheckpointConfig(model=CONFIG)
+    return save_checkpoint(tmp_path / "ckpt", model, vocab(), config, card="# card\n")
+
+
+def test_checkpoint_round_trip_gives_identical_captions(tmp_path, model, decoder):
+    path = save(tmp_path, model)
+    loaded = load_checkpoint(path)
+    assert loaded.vocab.words == vocab().words and loaded.card == "# card\n"
+    again = Decoder(loaded.model)
+    f = features(3, 9)
+    np.testing.assert_array_equal(decoder.greedy(f, tf.constant(8))[0].numpy(),
+                                  again.greedy(f, tf.constant(8))[0].numpy())
+
+
+@pytest.mark.parametrize("damage, names", [
+    (lambda p: (p / "model.weights.h5").write_bytes(b"not an hdf5 file"), "model.weights.h5"),
+    (lambda p: (p / "model.weights.h5").unlink(), "model.weights.h5"),
+    (lambda p: (p / "vocab.json").write_text("{oops"), "vocab.json"),
+    (lambda p: (p / "vocab.json").write_text(json.dumps({"words": ["<pad>", "<start>", "<end>", "<unk>", "x"]})), "vocab.json"),
+    (lambda p: (p / "config.json").write_text('{"model": {"units": 7, "colour": 1}}'), "config.json"),
+    (lambda p: (p / "config.json").write_text(json.dumps({"model": {**json.loads((p / "config.json").read_text())["model"], "units": 64}})), "model.weights.h5"),
+])
+def test_a_bad_checkpoint_names_the_file(tmp_path, model, damage, names):
+    path = save(tmp_path, model)
+    damage(path)
+    with pytest.raises(CheckpointError, match=names.replace(".", r"\.")):
+        load_checkpoint(path)
+
+
+def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, model):
+    path = save(tmp_path, model)
+    before = (path / "model.weights.h5").read_bytes()
+
+    class Broken:
+        def save_weights(self, _):
+            raise OSError("disk full")
+    with pytest.raises(OSError):
+        save_checkpoint(path, Broken(), vocab(), CheckpointConfig(model=CONFIG))
+    assert (path / "model.weights.h5").read_bytes() == before
+    load_checkpoint(path)
