@@ -94,6 +94,25 @@ def cmd_scenes(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .api import Captioner, default_checkpoint_path
+    from .evaluate import evaluate
+    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    figures = evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
+                       beam_size=args.beam_size)
+    print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .api import Captioner, default_checkpoint_path
+    from .bench import default_image, run_benchmarks
+    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    figures = run_benchmarks(model, args.image or default_image(), repeats=args.repeats)
+    print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
     parser = argparse.ArgumentParser(prog="python -m captioner", description=__doc__)
@@ -131,6 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(run=cmd_scenes)
+
+    p = sub.add_parser("evaluate", help="BLEU/CIDEr and scene-world metrics on held-out images")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--captions", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--instances", default=None, help="scene-world instances.json for grounding metrics")
+    p.add_argument("--strategy", choices=("greedy", "beam"), default="greedy")
+    p.add_argument("--beam-size", type=int, default=3)
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="speed of encoding, decoding and training vs the eager way")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--image", default=None)
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -75,15 +75,15 @@ class ShowAttendTell(keras.Model):
         """Teacher forcing: (features (B,N,C), input tokens (B,T)) -> logits (B,T,V), attention (B,T,N)."""
         features, tokens = inputs
         projected, keys, hidden = self.encode(features)
-        steps = tf.shape(tokens)[1]
-        logits_ta = tf.TensorArray(tf.float32, size=steps)
-        attention_ta = tf.TensorArray(tf.float32, size=steps)
-        for t in tf.range(steps):
-            logits, hidden, weights = self.step(tokens[:, t], hidden, projected, keys, training)
-            logits_ta = logits_ta.write(t, logits)
-            attention_ta = attention_ta.write(t, weights)
-        return (tf.transpose(logits_ta.stack(), [1, 0, 2]),
-                tf.transpose(attention_ta.stack(), [1, 0, 2]))
+        steps = tokens.shape[1]
+        if steps is None:
+            raise ValueError("teacher forcing needs a fixed caption length (pad every batch to one length)")
+        logits, attention = [], []
+        for t in range(steps):   # unrolled: the padded length is fixed, and this trains faster on CPU
+            step_logits, hidden, weights = self.step(tokens[:, t], hidden, projected, keys, training)
+            logits.append(step_logits)
+            attention.append(weights)
+        return tf.stack(logits, axis=1), tf.stack(attention, axis=1)
 
     def build(self, input_shape=None):
         """Create every variable from the config alone, so weights can be loaded before any call."""

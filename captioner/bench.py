@@ -1,0 +1,124 @@
+"""`python -m captioner bench`: every speed figure in one run, beside the seed tutorial's way.
+
+The seed's way is an eager Python loop that calls the decoder once per word and an eager train
+step; ours compiles the whole caption loop and the train step with `tf.function`.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .decoding import END, START
+from .train import make_steps
+
+
+def _timed(fn, repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _ms(times) -> float:
+    return round(1000 * statistics.median(times), 2)
+
+
+def eager_greedy(model, features, max_length: int) -> list[int]:
+    """The tutorial's `evaluate`: one eager decoder call per word, argmax in Python."""
+    projected, keys, hidden = model.encode(features)
+    token, words = tf.constant([START]), []
+    for _ in range(max_length):
+        logits, hidden, _ = model.step(token, hidden, projected, keys)
+        predicted = int(tf.argmax(logits[0]))
+        if predicted == END:
+            break
+        words.append(predicted)
+        token = tf.constant([predicted])
+    return words
+
+
+def bench_decoding(captioner, features, repeats: int) -> dict:
+    decoder, steps = captioner.decoder, tf.constant(captioner.config.max_length)
+    model = captioner.checkpoint.model
+    greedy = _timed(lambda: decoder.greedy(features, steps), repeats)
+    sample = _timed(lambda: decoder.sample(features, steps, tf.constant(1.0), tf.constant(0),
+                                           tf.constant([0, 0])), repeats)
+    beam = _timed(lambda: decoder.beam(features, steps, tf.constant(3), tf.constant(0.7)), repeats)
+    eager = _timed(lambda: eager_greedy(model, features, captioner.config.max_length), max(repeats // 4, 3))
+    return {"greedy_ms": _ms(greedy), "sample_ms": _ms(sample), "beam3_ms": _ms(beam),
+            "eager_greedy_ms": _ms(eager), "greedy_speedup": round(_ms(eager) / _ms(greedy), 2),
+            "beam3_over_greedy": round(_ms(beam) / _ms(greedy), 2)}
+
+
+def bench_end_to_end(captioner, image_path, repeats: int) -> dict:
+    latencies = _timed(lambda: captioner.caption(image_path), repeats)
+    batch = [image_path] * 16
+    batch_times = _timed(lambda: captioner.caption_batch(batch), max(repeats // 5, 3))
+    return {"end_to_end_p50_ms": _ms(latencies),
+            "end_to_end_p95_ms": round(1000 * float(np.percentile(latencies, 95)), 2),
+            "batch16_images_per_s": round(16 / statistics.median(batch_times), 1)}
+
+
+def bench_encoder(captioner, image_path, repeats: int) -> dict:
+    from .data import image_dataset
+    encoder = captioner.encoder
+    one = tf.stack([encoder.resize(np.asarray(captioner.caption(image_path).image))])
+    per_image = _timed(lambda: encoder.features(one), repeats)
+    paths = [str(image_path)] * 64
+    start = time.perf_counter()
+    for batch in image_dataset(paths, encoder, 32):
+        encoder.features(batch).numpy()
+    return {"encoder_ms_per_image": _ms(per_image),
+            "feature_extraction_images_per_s": round(64 / (time.perf_counter() - start), 1)}
+
+
+def bench_training(captioner, batch_size: int = 64, repeats: int = 10) -> dict:
+    config = captioner.config
+    model = captioner.checkpoint.model
+    rng = np.random.default_rng(0)
+    features = tf.constant(rng.normal(size=(batch_size, config.grid_size ** 2, config.feature_dim)), tf.float32)
+    tokens = tf.constant(rng.integers(4, config.vocab_size, size=(batch_size, 16)), tf.int32)
+    batch = ((features, tokens[:, :-1]), tokens[:, 1:])
+    weights = model.get_weights()   # the benchmark must leave the served model as it was
+    optimizer = keras.optimizers.Adam(1e-4)
+    compiled, _ = make_steps(model, optimizer, 1.0, 5.0)
+    eager = compiled.python_function
+    compiled_times = _timed(lambda: compiled(*batch), repeats)
+    eager_times = _timed(lambda: eager(*batch), max(repeats // 2, 3), warmup=1)
+    model.set_weights(weights)
+    step = statistics.median(compiled_times)
+    return {"train_step_ms": round(1000 * step, 1), "eager_train_step_ms": _ms(eager_times),
+            "train_captions_per_s": round(batch_size / step, 1),
+            "train_speedup": round(statistics.median(eager_times) / step, 2), "train_batch_size": batch_size}
+
+
+def run_benchmarks(captioner, image_path, repeats: int = 30) -> dict:
+    features = captioner.features([captioner.caption(image_path).image])
+    figures = {"machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+               "tensorflow": tf.__version__, "date": time.strftime("%Y-%m-%d"), "image": str(image_path)}
+    figures |= bench_encoder(captioner, image_path, repeats)
+    figures |= bench_decoding(captioner, features, repeats)
+    figures |= bench_end_to_end(captioner, image_path, repeats)
+    figures |= bench_training(captioner)
+    figures["targets_met"] = bool(figures["greedy_speedup"] >= 5 and figures["train_speedup"] >= 3
+                                  and figures["end_to_end_p50_ms"] <= 150
+                                  and figures["beam3_over_greedy"] <= 2)
+    return figures
+
+
+def default_image() -> Path:
+    from .api import ASSETS
+    examples = sorted((ASSETS / "examples").glob("scene_*.jpg")) or sorted((ASSETS / "examples").glob("*.*g"))
+    if not examples:
+        raise FileNotFoundError(f"no example images in {ASSETS / 'examples'}; pass --image")
+    return examples[0]

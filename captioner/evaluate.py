@@ -1,0 +1,38 @@
+"""`python -m captioner evaluate`: caption held-out images, score them like the papers do.
+
+BLEU-1..4 and CIDEr (METEOR where Java runs) come from pycocoevalcap, the standard COCO caption
+evaluation; with the scene world's instances file, also object recall/precision, counts, setting
+and the pointing game (attention grounding), as defined in the scene-world spec.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import load_captions
+
+
+def evaluate(captioner, captions_file, images_dir, instances_file=None, strategy: str = "greedy",
+             limit: int = 0, batch_size: int = 32, progress: bool = True, **decoding) -> dict:
+    from .scenes.metrics import caption_scores, scene_metrics
+    captions = load_captions(captions_file, images_dir)
+    count = min(limit, len(captions.files)) if limit else len(captions.files)
+    references = {captions.image_ids[i]: [] for i in range(count)}
+    for row, text in captions.pairs:
+        if row < count:
+            references[captions.image_ids[row]].append(text)
+    hypotheses, predictions = {}, []
+    for start in tqdm(range(0, count, batch_size), desc="evaluate", unit="batch", disable=not progress):
+        rows = range(start, min(start + batch_size, count))
+        results = captioner.caption_batch([Path(images_dir) / captions.files[r] for r in rows],
+                                          strategy=strategy, **decoding)
+        for row, result in zip(rows, results):
+            image_id = captions.image_ids[row]
+            hypotheses[image_id] = result.text
+            predictions.append({"image_id": image_id, "words": result.words, "attention": result.attention})
+    figures = {"images": count, "strategy": strategy, **caption_scores(references, hypotheses)}
+    if instances_file:
+        figures.update(scene_metrics(predictions, json.loads(Path(instances_file).read_text())))
+    return figures
