@@ -113,6 +113,12 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from .hub import push
+    print(push(args.checkpoint, args.repo_id, private=args.private))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
     parser = argparse.ArgumentParser(prog="python -m captioner", description=__doc__)
@@ -168,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("push", help="upload a checkpoint to the Hugging Face Hub")
+    p.add_argument("checkpoint")
+    p.add_argument("repo_id", help="owner/name")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(run=cmd_push)
     return parser
 
 

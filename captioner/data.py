@@ -130,20 +130,27 @@ def encode_captions(pairs, vocab: Vocabulary, max_words: int):
     return rows, tokens
 
 
+def pad_captions(tokens: list[list[int]], length: int) -> np.ndarray:
+    """Token lists of any length -> (n, length) int32, filled with <pad> = 0."""
+    padded = np.zeros((len(tokens), length), np.int32)
+    for n, ids in enumerate(tokens):
+        padded[n, :len(ids)] = ids[:length]
+    return padded
+
+
 def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[int]],
                     batch_size: int, max_words: int, shuffle: bool, seed: int = 0,
                     drop_remainder: bool = False) -> tf.data.Dataset:
     """Batches ((features (B,N,C), inputs (B,L)), targets (B,L)), L = max_words + 1.
 
     Captions are padded with <pad> = 0 to one fixed length so the compiled train step is traced
-    once; the loss masks the pads out (`targets != 0`).
+    once; the loss masks the pads out (`targets != 0`). Features are gathered per batch, so a
+    memory-mapped cache larger than RAM works too.
     """
-    length = max_words + 2
-    ragged = tf.ragged.constant(tokens, dtype=tf.int32)
-    data = tf.data.Dataset.from_tensor_slices((rows, ragged))
+    data = tf.data.Dataset.from_tensor_slices((rows, pad_captions(tokens, max_words + 2)))
     if shuffle:
         data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    data = data.padded_batch(batch_size, padded_shapes=([], [length]), drop_remainder=drop_remainder)
+    data = data.batch(batch_size, drop_remainder=drop_remainder)
 
     def gather(batch_rows):
         return np.asarray(features[np.asarray(batch_rows)], np.float32)

@@ -85,6 +85,7 @@ def fit(config: CheckpointConfig, vocab: Vocabulary, train_data, val_data, steps
         schedule = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate, max(cfg.epochs * steps_per_epoch, 1), alpha=0.05)
         optimizer = keras.optimizers.Adam(schedule)
+        optimizer.build(model.trainable_variables)   # eagerly, in scope: slots mirrored on every replica
         history, first_epoch = {"loss": [], "val_loss": [], "seconds": []}, 0
         if resume and (out / TRAIN_STATE).is_file():
             history, first_epoch = _resume(out, model, optimizer)

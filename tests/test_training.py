@@ -1,0 +1,101 @@
+"""Training end to end on a COCO-format fixture the test draws: features, vocab, loss, checkpoint, API."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from captioner import Captioner
+from captioner.checkpoint import load_checkpoint
+from captioner.data import load_captions, split_by_image
+
+
+def test_loss_falls_and_every_artefact_is_written(trained_checkpoint):
+    out, history = trained_checkpoint
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert all(v is not None for v in history["val_loss"])
+    for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md", "train_state.json",
+                 "optimizer.npz", "loss_curve.png"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["epochs"] == 6 and config["model"]["encoder"] == "efficientnet_lite0"
+    assert list(out.parent.glob("ckpt_logs/events.out.tfevents.*"))
+
+
+def test_split_is_by_image_not_by_caption(coco_fixture):
+    captions = load_captions(*coco_fixture)
+    train, val = split_by_image(len(captions.files), 0.25, seed=0)
+    assert len(val) == 3 and not set(train) & set(val) and len(train) + len(val) == 12
+
+
+def test_api_captions_paths_pil_and_arrays_alike(trained_checkpoint, coco_fixture):
+    from PIL import Image
+    model = Captioner.load(trained_checkpoint[0])
+    path = sorted(coco_fixture[1].iterdir())[0]
+    by_path = model.caption(path)
+    by_pil = model.caption(Image.open(path))
+    by_array = model.caption(np.asarray(Image.open(path)))
+    assert by_path.text == by_pil.text == by_array.text
+    assert by_path.attention.shape == (len(by_path.words), 7, 7) and len(by_path.probs) == len(by_path.words)
+    np.testing.assert_allclose(by_path.attention.sum(axis=(1, 2)), 1.0, atol=1e-4)
+    batch = model.caption_batch([path, path], strategy="greedy")
+    assert [c.text for c in batch] == [by_path.text] * 2
+
+
+def test_checkpoint_round_trip_gives_identical_greedy_captions(trained_checkpoint, coco_fixture, tmp_path):
+    from captioner.checkpoint import save_checkpoint
+    first = Captioner.load(trained_checkpoint[0])
+    loaded = load_checkpoint(trained_checkpoint[0])
+    copy = save_checkpoint(tmp_path / "copy", loaded.model, loaded.vocab, loaded.config, loaded.card)
+    second = Captioner.load(copy)
+    for path in sorted(coco_fixture[1].iterdir())[:4]:
+        a, b = first.caption(path), second.caption(path)
+        assert a.text == b.text
+        np.testing.assert_allclose(a.probs, b.probs, rtol=1e-5)
+
+
+def test_seeded_sampling_repeats(trained_checkpoint, coco_fixture):
+    model = Captioner.load(trained_checkpoint[0])
+    path = sorted(coco_fixture[1].iterdir())[1]
+    runs = [[c.text for c in model.sample_captions(path, n=4, temperature=2.0, seed=3)] for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert model.caption(path, "sample", seed=9).text == model.caption(path, "sample", seed=9).text
+    assert model.caption(path, "beam", beam_size=1).text == model.caption(path).text
+
+
+def test_resume_continues_from_the_saved_epoch(trained_checkpoint, coco_fixture, tmp_path):
+    import shutil
+    from captioner.config import CheckpointConfig
+    from captioner.train import train
+    out = tmp_path / "ckpt"
+    shutil.copytree(trained_checkpoint[0], out)
+    saved = CheckpointConfig.from_dict(json.loads((out / "config.json").read_text()))
+    train_config = saved.train
+    train_config.out, train_config.epochs = str(out), 7
+    history = train(train_config, saved.model, trained_checkpoint[0].parent.parent / "cache", progress=False,
+                    resume=True)
+    assert len(history["loss"]) == 7 and history["loss"][:6] == trained_checkpoint[1]["loss"]
+    assert json.loads((out / "train_state.json").read_text())["epoch"] == 7
+
+
+def test_cli_caption_json_lines(trained_checkpoint, coco_fixture):
+    paths = [str(p) for p in sorted(coco_fixture[1].iterdir())[:2]]
+    result = subprocess.run([sys.executable, "-m", "captioner", "caption", *paths, "--json",
+                             "--checkpoint", str(trained_checkpoint[0])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["image"] for line in lines] == paths
+    assert all(set(line) >= {"caption", "words", "probs"} and len(line["words"]) == len(line["probs"])
+               for line in lines)
+
+
+def test_cli_refuses_a_corrupt_checkpoint_naming_the_file(trained_checkpoint, coco_fixture, tmp_path):
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(trained_checkpoint[0], bad)
+    (bad / "model.weights.h5").write_bytes(b"\0" * 100)
+    image = str(sorted(coco_fixture[1].iterdir())[0])
+    result = subprocess.run([sys.executable, "-m", "captioner", "caption", image, "--checkpoint", str(bad)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "model.weights.h5" in result.stderr and "Traceback" not in result.stderr
