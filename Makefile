@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 
-.PHONY: demo test model bench loadtest system-deps clean-venv
+.PHONY: demo test model bench loadtest system-deps clean-venv coco-features coco-train
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -38,3 +38,24 @@ test: $(VENV)/.dev-installed system-deps
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- the default model, benchmarks -------------------------------------------------------------
+model: $(VENV)/.dev-installed system-deps
+	$(PY) scripts/make_model.py
+
+bench: $(VENV)/.dev-installed
+	$(PY) -m captioner bench --json
+
+# --- MS-COCO 2014 (for users who have it on disk; InceptionV3 as in the seed tutorial) ----------
+COCO ?= data/coco
+# 30000 is the seed tutorial's subset; COCO_LIMIT=0 trains on every caption.
+COCO_LIMIT ?= 30000
+COCO_ARGS = --captions $(COCO)/annotations/captions_train2014.json --images $(COCO)/train2014 \
+	--limit-captions $(COCO_LIMIT)
+
+coco-features: $(VENV)/.dev-installed
+	$(PY) -m captioner features $(COCO_ARGS) --encoder inception_v3 --cache data/features
+
+coco-train: coco-features
+	$(PY) -m captioner train $(COCO_ARGS) --encoder inception_v3 --cache data/features \
+	  --out runs/coco --epochs 20 --batch-size 64 --vocab-top-k 5000

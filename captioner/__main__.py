@@ -24,10 +24,15 @@ def _decoding_kwargs(args) -> dict:
                 beam_size=args.beam_size, seed=args.seed, max_length=args.max_length)
 
 
+def _weights(value: str):
+    """`--encoder-weights none` builds the encoder with random weights (offline tests)."""
+    return None if value.lower() == "none" else value
+
+
 def cmd_caption(args) -> int:
     from .api import Captioner, default_checkpoint_path
     from .images import InputError
-    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    model = Captioner.load(args.checkpoint or default_checkpoint_path(), _weights(args.encoder_weights))
     failed = 0
     for image in args.images:
         try:
@@ -72,7 +77,7 @@ def cmd_train(args) -> int:
     model_config, train_config = _model_and_train_config(args)
     if not train_config.captions or not train_config.images:
         raise SystemExit("train: --captions and --images are required")
-    history = train(train_config, model_config, args.cache, args.encoder_weights, resume=args.resume)
+    history = train(train_config, model_config, args.cache, _weights(args.encoder_weights), resume=args.resume)
     print(json.dumps({"checkpoint": train_config.out, **history}))
     return 0
 
@@ -81,7 +86,7 @@ def cmd_features(args) -> int:
     from . import data
     from .encoders import build_encoder
     captions = data.load_captions(args.captions, args.images, args.limit_captions)
-    encoder = build_encoder(args.encoder, args.encoder_weights)
+    encoder = build_encoder(args.encoder, _weights(args.encoder_weights))
     folder = data.extract_features(encoder, args.images, captions.files, args.cache, args.batch_size)
     print(f"features for {len(captions.files)} images in {folder}")
     return 0
@@ -128,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo (default: shipped model)")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p.add_argument("--encoder-weights", default="default", help="a local weights file, or none (random)")
     _add_decoding(p)
     p.set_defaults(run=cmd_caption)
 

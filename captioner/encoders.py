@@ -1,0 +1,83 @@
+"""Frozen ImageNet encoders and their preprocessing, the same at training and at use.
+
+Images are resized WHOLE to the encoder's input (no centre crop, aspect not kept): the attention
+grid then covers the whole picture and overlays line up with it. `resize` and `features` are the
+only way images reach the model, in the feature cache, the API and the exported SavedModel alike.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+ENCODER_NAMES = ("efficientnet_lite0", "inception_v3")
+LITE0_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "efficientnet_lite0.npz"
+
+
+class Encoder(tf.Module):
+    """A frozen CNN: uint8 image -> (grid*grid, channels) features."""
+
+    def __init__(self, name: str, network: keras.Model, input_size: int, scale, offset):
+        super().__init__(name=name)
+        self.network = network          # tracked by tf.Module, so exports carry its weights
+        self.network.trainable = False
+        self.input_size = input_size
+        self.grid_size = int(network.output_shape[1])
+        self.feature_dim = int(network.output_shape[-1])
+        self._scale, self._offset = float(scale), float(offset)
+        size = input_size
+        self.features = tf.function(self._features, reduce_retracing=True,
+                                    input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+
+    @property
+    def encoder_name(self) -> str:
+        return self.name
+
+    def resize(self, image) -> tf.Tensor:
+        """One uint8 image (H, W, 3) of any size -> (S, S, 3) float32 in [0, 255]."""
+        image = tf.cast(tf.convert_to_tensor(image), tf.float32)
+        resized = tf.image.resize(image, [self.input_size, self.input_size], "bilinear", antialias=True)
+        return tf.clip_by_value(resized, 0.0, 255.0)
+
+    def _features(self, batch):
+        scaled = batch * self._scale + self._offset                     # the encoder's own scaling
+        grid = self.network(scaled, training=False)                     # (B, g, g, C)
+        return tf.reshape(grid, [tf.shape(grid)[0], -1, self.feature_dim])  # (B, g*g, C)
+
+    def encode(self, images) -> "np.ndarray":
+        return self.features(tf.stack([self.resize(im) for im in images])).numpy()
+
+
+def build_encoder(name: str = "efficientnet_lite0", weights="default") -> Encoder:
+    """`weights`: "default" (shipped Lite0 / Keras' InceptionV3 download), a file path, or None (random)."""
+    if name == "efficientnet_lite0":
+        return _lite0(weights)
+    if name == "inception_v3":
+        return _inception_v3(weights)
+    raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODER_NAMES)}")
+
+
+def _lite0(weights) -> Encoder:
+    from .lite0 import build_efficientnet_lite0, load_lite0_weights
+    network = build_efficientnet_lite0(include_top=False)
+    if weights is not None:
+        path = LITE0_WEIGHTS if weights == "default" else Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: EfficientNet-Lite0 weights not found")
+        load_lite0_weights(network, path)
+    return Encoder("efficientnet_lite0", network, 224, 1 / 128, -127 / 128)   # (x - 127) / 128
+
+
+def _inception_v3(weights) -> Encoder:
+    if weights in ("default", "imagenet"):
+        weights = "imagenet"
+    elif weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights}: InceptionV3 weights file not found")
+    try:
+        network = keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=(299, 299, 3))
+    except Exception as error:   # Keras raises several kinds when the download or the file fails
+        raise RuntimeError(
+            f"InceptionV3 weights could not be loaded ({type(error).__name__}: {error}). Keras downloads "
+            "them from the internet; offline, pass a local .h5 file (--encoder-weights PATH)") from None
+    return Encoder("inception_v3", network, 299, 1 / 127.5, -1.0)           # x / 127.5 - 1
