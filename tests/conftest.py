@@ -48,8 +48,8 @@ def trained_checkpoint(coco_fixture, tmp_path_factory):
     from captioner.train import train
     captions, images = coco_fixture
     out = tmp_path_factory.mktemp("run") / "ckpt"
-    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=6,
-                         batch_size=8, learning_rate=3e-3, val_fraction=0.2, seed=0)
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=12,
+                         batch_size=8, learning_rate=1e-2, val_fraction=0.2, seed=0)
     model = ModelConfig(embedding_dim=32, units=64, dropout=0.0, max_length=8)
     history = train(config, model, out.parent / "cache", progress=False)
     return out, history

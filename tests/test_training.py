@@ -19,7 +19,7 @@ def test_loss_falls_and_every_artefact_is_written(trained_checkpoint):
                  "optimizer.npz", "loss_curve.png"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["epochs"] == 6 and config["model"]["encoder"] == "efficientnet_lite0"
+    assert config["train"]["epochs"] == 12 and config["model"]["encoder"] == "efficientnet_lite0"
     assert list(out.parent.glob("ckpt_logs/events.out.tfevents.*"))
 
 
@@ -72,11 +72,11 @@ def test_resume_continues_from_the_saved_epoch(trained_checkpoint, coco_fixture,
     shutil.copytree(trained_checkpoint[0], out)
     saved = CheckpointConfig.from_dict(json.loads((out / "config.json").read_text()))
     train_config = saved.train
-    train_config.out, train_config.epochs = str(out), 7
-    history = train(train_config, saved.model, trained_checkpoint[0].parent.parent / "cache", progress=False,
+    train_config.out, train_config.epochs = str(out), 13
+    history = train(train_config, saved.model, trained_checkpoint[0].parent / "cache", progress=False,
                     resume=True)
-    assert len(history["loss"]) == 7 and history["loss"][:6] == trained_checkpoint[1]["loss"]
-    assert json.loads((out / "train_state.json").read_text())["epoch"] == 7
+    assert len(history["loss"]) == 13 and history["loss"][:12] == trained_checkpoint[1]["loss"]
+    assert json.loads((out / "train_state.json").read_text())["epoch"] == 13
 
 
 def test_cli_caption_json_lines(trained_checkpoint, coco_fixture):
