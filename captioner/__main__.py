@@ -124,6 +124,14 @@ def cmd_push(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .api import Captioner, default_checkpoint_path
+    from .export import export_saved_model
+    model = Captioner.load(args.checkpoint or default_checkpoint_path(), _weights(args.encoder_weights))
+    print(f"SavedModel written to {export_saved_model(model, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
     parser = argparse.ArgumentParser(prog="python -m captioner", description=__doc__)
@@ -186,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("repo_id", help="owner/name")
     p.add_argument("--private", action="store_true")
     p.set_defaults(run=cmd_push)
+
+    p = sub.add_parser("export", help="write a TensorFlow SavedModel (image bytes in, caption out)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--encoder-weights", default="default")
+    p.set_defaults(run=cmd_export)
     return parser
 
 

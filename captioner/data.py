@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .encoders import decode_image_bytes
 from .vocab import Vocabulary
 
 
@@ -65,8 +66,7 @@ def cache_dir(root, encoder_name: str) -> Path:
 def image_dataset(paths: list[str], encoder, batch_size: int) -> tf.data.Dataset:
     """Files -> resized float batches, decoded in parallel (tf.data, AUTOTUNE)."""
     def read(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return encoder.resize(image)
+        return encoder.resize(decode_image_bytes(tf.io.read_file(path)))
     return (tf.data.Dataset.from_tensor_slices(paths)
             .map(read, num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size)

@@ -49,6 +49,17 @@ class Encoder(tf.Module):
         return self.features(tf.stack([self.resize(im) for im in images])).numpy()
 
 
+def decode_image_bytes(data) -> tf.Tensor:
+    """Encoded bytes -> (H, W, 3) uint8, pixel for pixel what Pillow decodes at use.
+
+    TensorFlow's default JPEG DCT is a fast, less accurate one (pixels off by up to 6 from
+    Pillow's); the cached training features and the app must see the same pixels.
+    """
+    return tf.cond(tf.io.is_jpeg(data),
+                   lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                   lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+
+
 def build_encoder(name: str = "efficientnet_lite0", weights="default") -> Encoder:
     """`weights`: "default" (shipped Lite0 / Keras' InceptionV3 download), a file path, or None (random)."""
     if name == "efficientnet_lite0":

@@ -99,3 +99,13 @@ def test_cli_refuses_a_corrupt_checkpoint_naming_the_file(trained_checkpoint, co
     result = subprocess.run([sys.executable, "-m", "captioner", "caption", image, "--checkpoint", str(bad)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "model.weights.h5" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_features_equal_the_features_at_use(trained_checkpoint, coco_fixture):
+    """The cache (tf.data decoding) and the API (Pillow decoding) must see the same pixels."""
+    from captioner.data import load_feature_cache
+    model = Captioner.load(trained_checkpoint[0])
+    index, cached = load_feature_cache(trained_checkpoint[0].parent / "cache" / "efficientnet_lite0")
+    for path in sorted(coco_fixture[1].iterdir())[:3]:
+        at_use = model.features([model.caption(path).image]).numpy()[0]
+        np.testing.assert_allclose(at_use, np.asarray(cached[index[path.name]], np.float32), rtol=1e-2, atol=2e-3)

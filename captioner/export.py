@@ -1,0 +1,44 @@
+"""`python -m captioner export`: a TensorFlow SavedModel that captions encoded image bytes.
+
+Its `serving_default` signature takes one encoded image (a scalar string tensor: JPEG, PNG, GIF
+or BMP bytes) and returns the greedy caption, its words and probabilities, and the attention maps.
+Decoding, resizing, encoding and the caption loop all run inside the graph: no Python needed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from .decoding import greedy_search
+from .encoders import decode_image_bytes
+
+
+class CaptionModule(tf.Module):
+    def __init__(self, captioner):
+        super().__init__(name="captioner")
+        self.encoder = captioner.encoder          # tracked: the encoder's weights are saved
+        self.model = captioner.checkpoint.model   # tracked: the decoder's weights are saved
+        self.words = tf.constant(captioner.vocab.words)
+        self.max_length = captioner.config.max_length
+        self.grid = captioner.config.grid_size
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")])
+    def serve(self, image_bytes):
+        image = decode_image_bytes(image_bytes)
+        features = self.encoder.features(self.encoder.resize(image)[None])
+        features = tf.cast(tf.cast(features, tf.float16), tf.float32)   # as in the training cache
+        ids, probs, attention, _ = greedy_search(self.model, features, tf.constant(self.max_length))
+        ids, probs, attention = ids[0], probs[0], attention[0]
+        length = tf.reduce_sum(tf.cast(tf.cumsum(tf.cast(ids == 2, tf.int32)) == 0, tf.int32))  # before <end>
+        words = tf.gather(self.words, ids[:length])
+        return {"caption": tf.strings.reduce_join(words, separator=" "), "words": words,
+                "probs": probs[:length],
+                "attention": tf.reshape(attention[:length], [length, self.grid, self.grid])}
+
+
+def export_saved_model(captioner, out) -> Path:
+    module = CaptionModule(captioner)
+    out = Path(out)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    return out
