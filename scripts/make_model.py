@@ -51,8 +51,8 @@ def main() -> None:
                                                    workers=args.workers))
     train_config = TrainConfig(captions=str(train_dir / "captions.json"), images=str(train_dir / "images"),
                                out=str(run), epochs=args.epochs, batch_size=64, learning_rate=2e-3,
-                               max_caption_words=16, val_fraction=0.05, seed=0)
-    model_config = ModelConfig(max_length=20)
+                               max_caption_words=20, val_fraction=0.05, seed=0)
+    model_config = ModelConfig(max_length=24)
     history = timed("features_and_train", lambda: train(train_config, model_config, work / "features"))
     captioner = Captioner.load(run)
     figures = timed("evaluate", lambda: evaluate(

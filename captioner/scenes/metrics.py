@@ -1,0 +1,150 @@
+"""How captions of the scene world are scored (the spec's "How quality is measured").
+
+Nouns are found as phrases, longest first, so "hot dog" is not a "dog" and "teddy bear" not a
+"bear". A named kind's count comes from the word before its noun: a/an/one -> 1, two -> 2,
+three -> 3 ("a pair of skis", "two pairs of skis" skip the "pair(s) of"); a kind named with no
+count word counts as a wrong count.
+"""
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+
+from . import tables
+
+COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
+MEASURE_WORDS = {"pair", "pairs", "piece", "pieces"}
+
+
+def noun_phrases() -> list[tuple[tuple[str, ...], str]]:
+    """(words, kind noun) for every singular and plural form, longest first."""
+    phrases = {}
+    for kind in tables.objects():
+        phrases[tuple(kind.noun.split())] = kind.noun
+        plural = kind.plural.split()
+        phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.noun
+    return sorted(phrases.items(), key=lambda item: -len(item[0]))
+
+
+def find_nouns(words: list[str]) -> list[tuple[str, int, int | None]]:
+    """-> (kind noun, index of the noun's LAST word, count or None) for each noun named."""
+    found, i = [], 0
+    phrases = noun_phrases()
+    while i < len(words):
+        for phrase, noun in phrases:
+            if tuple(words[i:i + len(phrase)]) == phrase:
+                end = i + len(phrase) - 1
+                found.append((noun, end, _count_before(words, i)))
+                i = end
+                break
+        i += 1
+    return found
+
+
+def _count_before(words: list[str], start: int) -> int | None:
+    j = start - 1
+    if j >= 1 and words[j] == "of" and words[j - 1] in MEASURE_WORDS:
+        j -= 2
+    return COUNT_WORDS.get(words[j]) if j >= 0 else None
+
+
+def _kind_of_category() -> dict[str, str]:
+    return {kind.coco_category: kind.noun for kind in tables.objects()}
+
+
+def _setting_of(words: list[str]) -> str | None:
+    text = " " + " ".join(words) + " "
+    for setting in tables.settings().values():
+        if any(f" {phrase} " in text for phrase in setting.phrases):
+            return setting.name
+    return None
+
+
+def scene_metrics(predictions: list[dict], instances: dict) -> dict:
+    """predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json."""
+    kind_of = _kind_of_category()
+    category = {c["id"]: kind_of[c["name"]] for c in instances["categories"]}
+    images = {im["id"]: im for im in instances["images"]}
+    boxes = {}
+    for note in instances["annotations"]:
+        boxes.setdefault(note["image_id"], {}).setdefault(category[note["category_id"]], []).append(note["bbox"])
+    tally = dict.fromkeys(("present", "recalled", "named", "named_present", "counted", "count_right",
+                           "settings_right", "pointed", "hits"), 0)
+    chance = []
+    for prediction in predictions:
+        image = images[prediction["image_id"]]
+        present = boxes.get(prediction["image_id"], {})
+        named = find_nouns(prediction["words"])
+        names = {noun for noun, _, _ in named}
+        tally["present"] += len(present)
+        tally["recalled"] += len(names & set(present))
+        tally["named"] += len(names)
+        tally["named_present"] += len(names & set(present))
+        for noun in names & set(present):
+            counts = [c for n, _, c in named if n == noun]
+            tally["counted"] += 1
+            tally["count_right"] += counts[0] == len(present[noun])
+        tally["settings_right"] += _setting_of(prediction["words"]) == image.get("setting")
+        for noun, end, _ in named:
+            if noun in present and end < len(prediction["attention"]):
+                hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
+                tally["pointed"] += 1
+                tally["hits"] += hit
+                chance.append(share)
+    ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
+    return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
+            "count_accuracy": ratio("count_right", "counted"),
+            "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
+            "pointing_game": ratio("hits", "pointed"),
+            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}
+
+
+def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -> tuple[bool, float]:
+    """Is the peak cell's centre inside a box of the kind grown by half a cell? -> (hit, chance).
+
+    Chance is the share of the image those grown boxes cover (their union).
+    """
+    grid_h, grid_w = attention.shape
+    cell_w, cell_h = width / grid_w, height / grid_h
+    row, col = np.unravel_index(int(np.argmax(attention)), attention.shape)
+    cx, cy = (col + 0.5) * cell_w, (row + 0.5) * cell_h
+    covered = np.zeros((height, width), bool)
+    hit = False
+    for x, y, w, h in kind_boxes:
+        x0, y0, x1, y1 = x - cell_w / 2, y - cell_h / 2, x + w + cell_w / 2, y + h + cell_h / 2
+        hit |= x0 <= cx <= x1 and y0 <= cy <= y1
+        covered[max(int(y0), 0):int(np.ceil(y1)), max(int(x0), 0):int(np.ceil(x1))] = True
+    return bool(hit), float(covered.mean())
+
+
+def caption_scores(references: dict, hypotheses: dict) -> dict:
+    """BLEU-1..4 and CIDEr from pycocoevalcap (METEOR too where Java runs), like the COCO server."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    refs, hyps = _tokenised(references, hypotheses)
+    bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
+    cider, _ = Cider().compute_score(refs, hyps)
+    scores = {f"bleu{n + 1}": round(float(b), 4) for n, b in enumerate(bleu)}
+    scores["cider"] = round(float(cider), 4)
+    if shutil.which("java"):
+        try:
+            from pycocoevalcap.meteor.meteor import Meteor
+            scores["meteor"] = round(float(Meteor().compute_score(refs, hyps)[0]), 4)
+        except Exception as error:   # METEOR is optional: a broken Java set-up must not lose the rest
+            warnings.warn(f"METEOR skipped: {error}")
+    return scores
+
+
+def _tokenised(references: dict, hypotheses: dict):
+    """The COCO server's PTB tokenizer (Java) where available; else lower case, punctuation dropped."""
+    if shutil.which("java"):
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+        tokenizer = PTBTokenizer()
+        refs = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
+        hyps = tokenizer.tokenize({k: [{"caption": hypotheses[k]}] for k in references})
+        return refs, hyps
+    from ..vocab import tokenize
+    return ({k: [" ".join(tokenize(c)) for c in v] for k, v in references.items()},
+            {k: [" ".join(tokenize(hypotheses[k]))] for k in references})

@@ -1,0 +1,77 @@
+"""Scene metrics on hand-made cases whose answers are known, and the COCO caption scores."""
+import numpy as np
+import pytest
+
+from captioner.scenes.metrics import caption_scores, find_nouns, pointing, scene_metrics
+
+INSTANCES = {
+    "images": [{"id": 1, "width": 224, "height": 224, "setting": "grass"},
+               {"id": 2, "width": 224, "height": 224, "setting": "table"}],
+    "categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}, {"id": 58, "name": "hot dog"},
+                   {"id": 1, "name": "person"}],
+    "annotations": [{"image_id": 1, "category_id": 18, "bbox": [0, 0, 64, 64]},
+                    {"image_id": 1, "category_id": 18, "bbox": [160, 0, 64, 64]},
+                    {"image_id": 1, "category_id": 17, "bbox": [96, 160, 64, 64]},
+                    {"image_id": 2, "category_id": 58, "bbox": [100, 100, 60, 60]}],
+}
+
+
+def peaked(words, cells):
+    """Attention maps peaked on the given (row, col) per word (None: uniform)."""
+    maps = np.full((len(words), 7, 7), 0.5 / 48)
+    for t, cell in enumerate(cells):
+        if cell is None:
+            maps[t] = 1 / 49
+        else:
+            maps[t][cell] = 0.5
+    return maps
+
+
+def test_nouns_are_matched_as_phrases_with_counts():
+    found = find_nouns("a hot dog two pairs of skis three teddy bears a dog".split())
+    assert found == [("hot dog", 2, 1), ("skis", 6, 2), ("teddy bear", 9, 3), ("dog", 11, 1)]
+    assert find_nouns("some mice and sheep".split()) == [("mouse", 1, None), ("sheep", 3, None)]
+
+
+def test_a_perfect_caption_scores_one():
+    words = "two dogs and a cat on the grass".split()
+    attention = peaked(words, [None, (0, 0), None, None, (6, 3), None, None, None])
+    result = scene_metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
+    assert result["object_recall"] == result["object_precision"] == result["count_accuracy"] == 1.0
+    assert result["setting_accuracy"] == 1.0 and result["pointing_game"] == 1.0
+
+
+def test_wrong_nouns_counts_settings_and_pointing_lower_their_scores():
+    words = "a dog and a bird in a room".split()
+    attention = peaked(words, [None, (6, 6), None, None, (0, 0), None, None, None])
+    result = scene_metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
+    assert result["object_recall"] == 0.5            # the cat is missed
+    assert result["object_precision"] == 0.5         # the bird is not there
+    assert result["count_accuracy"] == 0.0           # one dog said, two drawn
+    assert result["setting_accuracy"] == 0.0 and result["pointing_game"] == 0.0
+
+
+def test_hot_dog_is_not_a_dog():
+    words = "a hot dog on a table".split()
+    attention = peaked(words, [None, None, (4, 4), None, None, None])
+    result = scene_metrics([{"image_id": 2, "words": words, "attention": attention}], INSTANCES)
+    assert result["object_precision"] == 1.0 and result["pointing_game"] == 1.0
+
+
+def test_pointing_hit_miss_and_chance():
+    box = [[0, 0, 64, 64]]                                  # two cells of 32 px, grown by 16 px
+    attention = np.zeros((7, 7))
+    attention[2, 2] = 1                                     # centre (80, 80): inside 0..80
+    assert pointing(attention, box, 224, 224)[0]
+    attention = np.zeros((7, 7))
+    attention[3, 3] = 1                                     # centre (112, 112): outside
+    hit, chance = pointing(attention, box, 224, 224)
+    assert not hit and chance == pytest.approx(80 * 80 / 224 ** 2)
+
+
+def test_caption_scores_are_the_coco_ones():
+    refs = {1: ["a dog on the grass", "a dog in a grassy field"], 2: ["two cats in a room", "two cats in a living room"]}
+    perfect = caption_scores(refs, {1: "a dog on the grass", 2: "two cats in a room"})
+    assert perfect["bleu4"] > 0.99 and perfect["cider"] > 1.0
+    worse = caption_scores(refs, {1: "a cat on the road", 2: "a dog on a table"})
+    assert worse["bleu4"] < perfect["bleu4"] and worse["cider"] < perfect["cider"]

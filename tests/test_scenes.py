@@ -1,0 +1,107 @@
+"""The scene world: repeatable renders, COCO formats, and captions that are true of their images."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from captioner.scenes import render_dataset, tables
+from captioner.scenes.captions import Group, relation
+from captioner.scenes.metrics import find_nouns
+from captioner.vocab import tokenize
+
+
+def digest(folder):
+    files = [folder / "captions.json", folder / "instances.json", *sorted((folder / "images").iterdir())]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scenes")
+    render_dataset(out / "a", 60, seed=5, workers=1, image_size=160)
+    render_dataset(out / "b", 60, seed=5, workers=2, image_size=160)
+    render_dataset(out / "c", 60, seed=6, workers=1, image_size=160)
+    return out
+
+
+def test_same_seed_same_files_whatever_the_workers(scenes):
+    assert digest(scenes / "a") == digest(scenes / "b")
+    assert digest(scenes / "a") != digest(scenes / "c")
+
+
+def test_coco_formats(scenes):
+    captions = json.loads((scenes / "a" / "captions.json").read_text())
+    instances = json.loads((scenes / "a" / "instances.json").read_text())
+    assert [im["id"] for im in captions["images"]] == list(range(1, 61))
+    assert all(set(im) == {"id", "file_name", "width", "height"} for im in captions["images"])
+    per_image = {}
+    for note in captions["annotations"]:
+        per_image.setdefault(note["image_id"], []).append(note["caption"])
+    assert all(len(set(v)) == 5 for v in per_image.values()) and len(per_image) == 60
+    names = {c["name"] for c in instances["categories"]}
+    assert names == {o.coco_category for o in tables.objects()} and "person" in names
+    settings = set(tables.settings())
+    assert all(im["setting"] in settings for im in instances["images"])
+    for note in instances["annotations"]:
+        x, y, w, h = note["bbox"]
+        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 160 and y + h <= 160
+
+
+def test_every_caption_is_true_of_its_image(scenes):
+    captions = json.loads((scenes / "a" / "captions.json").read_text())
+    instances = json.loads((scenes / "a" / "instances.json").read_text())
+    noun = {o.coco_category: o.noun for o in tables.objects()}
+    category = {c["id"]: noun[c["name"]] for c in instances["categories"]}
+    present, setting = {}, {im["id"]: im["setting"] for im in instances["images"]}
+    for note in instances["annotations"]:
+        present.setdefault(note["image_id"], []).append(category[note["category_id"]])
+    mentions = {}
+    for note in captions["annotations"]:
+        text, kinds = note["caption"], present[note["image_id"]]
+        assert text == text.lower() and "  " not in text and not text.endswith(".") and text == text.strip()
+        named = find_nouns(tokenize(text))
+        assert {n for n, _, _ in named} == set(kinds), text           # every kind, nothing else
+        assert all(count == kinds.count(n) for n, _, count in named), text
+        phrases = tables.settings()[setting[note["image_id"]]].phrases
+        mentions[note["image_id"]] = mentions.get(note["image_id"], False) or any(p in text for p in phrases)
+    assert all(mentions.values())
+
+
+def test_relation_words_agree_with_the_boxes():
+    kind = tables.objects()[0]
+    left, right = Group(kind, [[10, 100, 40, 40]]), Group(kind, [[200, 110, 40, 40]])
+    top, bottom = Group(kind, [[100, 10, 40, 40]]), Group(kind, [[105, 200, 40, 40]])
+    assert relation(left, right, 256) == "to the left of" and relation(right, left, 256) == "to the right of"
+    assert relation(top, bottom, 256) == "above" and relation(bottom, top, 256) == "below"
+    spread = Group(kind, [[10, 100, 40, 40], [220, 100, 30, 30]])     # on both sides: no left/right
+    assert relation(spread, Group(kind, [[120, 105, 30, 30]]), 256) == "next to"
+
+
+def test_rendered_relations_hold_in_the_dataset(scenes):
+    """Where a caption relates two kinds, the relation is the one their boxes show."""
+    captions = json.loads((scenes / "a" / "captions.json").read_text())
+    instances = json.loads((scenes / "a" / "instances.json").read_text())
+    noun = {o.coco_category: o.noun for o in tables.objects()}
+    category = {c["id"]: noun[c["name"]] for c in instances["categories"]}
+    boxes = {}
+    for note in instances["annotations"]:
+        boxes.setdefault((note["image_id"], category[note["category_id"]]), []).append(note["bbox"])
+    checked = 0
+    for note in captions["annotations"]:
+        words = [w for w in ("to the left of", "to the right of", "above", "below", "next to")
+                 if f" {w} " in note["caption"]]
+        if not words:
+            continue
+        (first, _, _), (second, _, _) = find_nouns(tokenize(note["caption"]))[:2]
+        groups = [Group(None, boxes[(note["image_id"], kind)]) for kind in (first, second)]
+        assert relation(*groups, 160) == words[0], note["caption"]
+        checked += 1
+    assert checked >= 5
+
+
+def test_missing_font_is_a_clear_error(monkeypatch, tmp_path):
+    from captioner.scenes import render
+    monkeypatch.setenv("CAPTIONER_EMOJI_FONT", str(tmp_path / "none.ttf"))
+    with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
+        render.font_path()
