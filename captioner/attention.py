@@ -38,8 +38,9 @@ def upsample(attention_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _fit(image: Image.Image, max_side: int | None) -> Image.Image:
+    """Scale so the longer side is `max_side`: big photos shrink for speed, tiny images grow to be seen."""
     image = image.convert("RGB")
-    if max_side and max(image.size) > max_side:
+    if max_side and max(image.size) != max_side:
         scale = max_side / max(image.size)
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                              Image.BILINEAR)

@@ -1,0 +1,153 @@
+"""The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.demo.
+
+    python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
+from captioner import demo
+from captioner.images import InputError
+
+EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+MAX_FILE_SIZE = "10mb"
+CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
+log = logging.getLogger("captioner.app")
+
+
+class UntrustedImage(gr.Image):
+    """gr.Image that passes the uploaded file on untouched, so every upload (UI or API) is read by
+    captioner.images.load_image (format allowlist, pixel cap, clear errors), never by a bare PIL.open."""
+    is_template = True   # the browser still renders it as a plain Image
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path:
+            return payload.path
+        return super().preprocess(payload)
+
+
+def user_errors(fn):
+    """Input problems reach the user as their own message; anything else as a plain apology."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, ValueError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        except Exception:
+            log.exception("captioning failed")
+            raise gr.Error("Something went wrong captioning this image. Please try another one.",
+                           print_exception=False) from None
+    return wrapper
+
+
+def outputs_of(result: demo.Result) -> tuple:
+    return (result.caption, result.details, result.confidence, result.overlays,
+            result.large_overlays[0] if result.large_overlays else None, result.large_overlays,
+            gr.update(value=result.samples, visible=bool(result.samples)),
+            result.figure_path, result.gif_path, result.seed_note)
+
+
+def show_word(pictures: list, event: gr.SelectData):
+    """The clicked word's overlay, large (from this session's own state)."""
+    return pictures[event.index] if pictures and event.index < len(pictures) else None
+
+
+def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
+    @user_errors
+    def caption(image, strategy="greedy", temperature=1.0, top_k=0, beam_size=3, seed=None,
+                num_samples=1, max_length=None):
+        return outputs_of(demo.caption_image(model, image, strategy, temperature, top_k, beam_size, seed,
+                                             num_samples, max_length))
+
+    @user_errors
+    def caption_url(url, strategy="greedy", temperature=1.0, top_k=0, beam_size=3, seed=None,
+                    num_samples=1, max_length=None):
+        return outputs_of(demo.caption_url(model, url, strategy=strategy, temperature=temperature,
+                                           top_k=top_k, beam_size=beam_size, seed=seed,
+                                           num_samples=num_samples, max_length=max_length))
+
+    with gr.Blocks(title="Captioner: show, attend and tell") as app:
+        gr.Markdown("# Captioner\nUpload, paste or drop an image (or give a URL): the model writes a "
+                    "caption and shows, for every word, **where it looked**.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                image = UntrustedImage(type="filepath", label="Image", height=320,
+                                       sources=["upload", "webcam", "clipboard"])
+                with gr.Row():
+                    url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
+                    url_button = gr.Button("Fetch", scale=1, min_width=60)
+                strategy = gr.Radio(demo.STRATEGY_CHOICES, value="greedy", label="Decoding")
+                temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", visible=False)
+                top_k = gr.Slider(0, 50, value=0, step=1, label="Top-k (0: all words)", visible=False)
+                num_samples = gr.Slider(1, 10, value=1, step=1, label="Number of samples", visible=False)
+                beam_size = gr.Slider(1, 10, value=3, step=1, label="Beam size", visible=False)
+                seed = gr.Number(value=None, precision=0, label="Seed (empty: random)", visible=False)
+                max_length = gr.Slider(1, 40, value=24, step=1, label="Max caption length (words)")
+                button = gr.Button("Caption", variant="primary")
+                pictures = demo.example_images(examples_dir)
+                if pictures:
+                    gr.Examples(pictures, inputs=[image], label="Examples (click one)",
+                                examples_per_page=12, cache_examples=False)
+            with gr.Column(scale=2, min_width=300):
+                text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
+                confidence = gr.HighlightedText(label="Confidence per word (probability under the model)",
+                                                show_legend=False, show_inline_category=True)
+                seed_note = gr.Markdown()
+                gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
+                                     columns=5, height="auto", allow_preview=False, elem_id="words")
+                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420)
+                with gr.Row():
+                    figure_file = gr.File(label="Attention grid (PNG)")
+                    gif_file = gr.File(label="Animation (GIF)")
+                samples = gr.Dataframe(headers=["caption", "log-probability"], label="Samples, most likely first",
+                                       visible=False, interactive=False)
+                with gr.Accordion("Details (JSON)", open=False):
+                    details = gr.JSON(label="words, probabilities, strategy, seed")
+        with gr.Accordion("About the model", open=False):
+            gr.Markdown(demo.model_panel(model))
+        large = gr.State([])
+
+        controls = [strategy, temperature, top_k, beam_size, seed, num_samples, max_length]
+        outputs = [text, details, confidence, gallery, selected, large, samples, figure_file, gif_file, seed_note]
+        button.click(caption, [image, *controls], outputs, api_name="caption")
+        url_button.click(caption_url, [url, *controls], outputs, api_name="caption_url")
+        url.submit(caption_url, [url, *controls], outputs, api_visibility="private")
+        strategy.change(lambda s: [gr.update(visible=v) for v in demo.visibility(s).values()], strategy,
+                        [temperature, top_k, num_samples, seed, beam_size], api_visibility="private")
+        gallery.select(show_word, [large], selected, api_visibility="private")
+    return app
+
+
+def main(argv=None) -> int:
+    from captioner import Captioner
+    from captioner.api import default_checkpoint_path
+    from captioner.checkpoint import CheckpointError
+    parser = argparse.ArgumentParser(description="Serve the captioner web demo")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo "
+                        "(default: $CAPTIONER_CHECKPOINT, else the shipped scene-world model)")
+    args = parser.parse_args(argv)
+    try:
+        model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"captioner: cannot start: {error}", file=sys.stderr)
+        return 2
+    app = build_app(model)
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    on_spaces = bool(os.environ.get("SPACE_ID"))
+    app.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"),
+               server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), max_file_size=MAX_FILE_SIZE,
+               show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""What the web demo does, as plain functions: app.py only lays them out and wires events.
+
+Nothing here holds per-request state between calls; each call gets its inputs and returns its
+outputs, so concurrent users never see each other's results.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .attention import save_attention_figure, save_attention_gif, word_overlays
+from .images import InputError, load_image, load_image_url
+
+DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
+KEEP_DOWNLOADS_S = 3600
+STRATEGY_CHOICES = [("Greedy", "greedy"), ("Sampling", "sample"), ("Beam search", "beam")]
+HONEST_NOTE = (
+    "**What this model knows.** The default model was trained on the *scene world*: emoji scenes "
+    "rendered offline (62 COCO object kinds, people doing things, 8 settings), not on photographs. "
+    "It names the objects, counts them up to three and says the setting; photos get scene-world "
+    "captions. For photos, run the app with a COCO-trained checkpoint: "
+    "`python app.py --checkpoint DIR` or `CAPTIONER_CHECKPOINT=DIR python app.py` "
+    "(`hf://owner/repo` works too).")
+
+
+@dataclass
+class Result:
+    """Everything the page shows for one request."""
+    caption: str
+    details: dict                       # words, probs, strategy, seed, log_prob
+    confidence: list                    # [(word, prob)] for a highlighted-text view
+    overlays: list                      # [(PIL image, "word (0.93)")]
+    large_overlays: list                # bigger versions, for the selected word
+    samples: list                       # [[caption, log_prob]] when several samples were drawn
+    figure_path: str | None
+    gif_path: str | None
+    seed_note: str
+
+
+def visibility(strategy: str) -> dict[str, bool]:
+    """Which decoding controls apply to a strategy."""
+    sampling = strategy == "sample"
+    return {"temperature": sampling, "top_k": sampling, "num_samples": sampling, "seed": sampling,
+            "beam_size": strategy == "beam"}
+
+
+def caption_image(captioner, image, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
+                  beam_size: int = 3, seed=None, num_samples: int = 1, max_length=None) -> Result:
+    if image is None:
+        raise InputError("Please upload an image, paste one, pick an example, or give a URL")
+    picture = load_image(image)
+    seed = None if seed in (None, "") else int(seed)
+    max_length = None if max_length in (None, "", 0) else int(max_length)
+    top_k, beam_size, num_samples = int(top_k or 0), int(beam_size or 3), int(num_samples or 1)
+    if strategy == "sample" and num_samples > 1:
+        captions = captioner.sample_captions(picture, num_samples, float(temperature), top_k, seed, max_length)
+    else:
+        captions = [captioner.caption(picture, strategy, float(temperature), top_k, beam_size, seed, max_length)]
+    return build_result(captions, num_samples > 1 and strategy == "sample")
+
+
+def caption_url(captioner, url: str, **options) -> Result:
+    if not url or not url.strip():
+        raise InputError("Please enter an image URL (http or https)")
+    return caption_image(captioner, load_image_url(url.strip()), **options)
+
+
+def build_result(captions, several: bool) -> Result:
+    best = captions[0]
+    if not best.words:
+        raise InputError("The model produced an empty caption for this image; try another strategy")
+    folder = _download_folder()
+    stem = f"{_slug(best.text)}-{uuid.uuid4().hex[:8]}"
+    figure = save_attention_figure(folder / f"{stem}-attention.png", best.image, best.words,
+                                   best.attention, best.probs)
+    gif = save_attention_gif(folder / f"{stem}-attention.gif", best.image, best.words, best.attention,
+                             best.probs)
+    seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
+                 if best.seed is not None else "")
+    return Result(
+        caption=best.text, details=best.to_dict(),
+        confidence=[(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
+        overlays=word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
+        large_overlays=[im for im, _ in word_overlays(best.image, best.words, best.attention, best.probs,
+                                                      max_side=640)],
+        samples=[[c.text, round(c.log_prob, 3)] for c in captions] if several else [],
+        figure_path=str(figure), gif_path=str(gif), seed_note=seed_note)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "caption"
+
+
+def _download_folder() -> Path:
+    """A shared folder for downloads; files older than an hour are removed as new ones arrive."""
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - KEEP_DOWNLOADS_S
+    for old in DOWNLOADS.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass   # another request removed it first
+    return DOWNLOADS
+
+
+def model_panel(captioner) -> str:
+    """Markdown for the model panel: checkpoint, encoder, vocabulary, and the model card itself."""
+    config = captioner.config
+    card = captioner.checkpoint.card.strip() or "_This checkpoint has no model card._"
+    return (f"{HONEST_NOTE}\n\n"
+            f"| | |\n|---|---|\n| Checkpoint | `{captioner.checkpoint.path}` |\n"
+            f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
+            f"| Vocabulary | {len(captioner.vocab)} words |\n"
+            f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")
+
+
+def example_images(folder) -> list[str]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
