@@ -95,7 +95,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                 button = gr.Button("Caption", variant="primary")
                 pictures = demo.example_images(examples_dir)
                 if pictures:
-                    gr.Examples(pictures, inputs=[image], label="Examples (click one)",
+                    gr.Examples(pictures, inputs=[image], label="Examples (click one)", elem_id="examples",
                                 examples_per_page=12, cache_examples=False)
             with gr.Column(scale=2, min_width=300):
                 text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])

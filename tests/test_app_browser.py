@@ -1,0 +1,97 @@
+"""End to end in a real headless browser: Debian's Chromium driven by Playwright (no download)."""
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+import app
+from captioner import Captioner
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page_url(trained_checkpoint, coco_fixture, tmp_path_factory):
+    """The app over the tiny model, with its own examples (or the real default and examples when
+    CAPTIONER_SCREENSHOTS=1 asks for the README's pictures)."""
+    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
+        model, examples = Captioner.load(), app.EXAMPLES
+    else:
+        examples = tmp_path_factory.mktemp("examples")
+        for path in sorted(coco_fixture[1].iterdir())[:4]:
+            shutil.copy(path, examples / path.name)
+        model = Captioner.load(trained_checkpoint[0])
+    demo = app.build_app(model, examples_dir=examples)
+    demo.queue(default_concurrency_limit=app.CONCURRENCY)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+def caption_and_wait(page, previous: str = "") -> str:
+    page.get_by_role("button", name="Caption", exact=True).click()
+    page.wait_for_function("([old]) => { const t = document.querySelector('#caption textarea');"
+                           " return t && t.value && t.value !== old; }", arg=[previous], timeout=60_000)
+    return page.input_value("#caption textarea")
+
+
+def test_example_caption_overlays_then_seeded_sampling(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.locator("#examples button.gallery-item").first.click()
+    page.wait_for_selector("img[src*='gradio_api/file']", timeout=30_000)
+    greedy = caption_and_wait(page)
+    assert greedy.strip()
+    overlays = page.locator("#words img")
+    overlays.first.wait_for(timeout=30_000)
+    assert overlays.count() == len(greedy.split())
+    overlays.first.click()                                        # the chosen word, large
+    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)
+
+    page.get_by_text("Sampling", exact=True).click()
+    seed = page.get_by_label("Seed (empty: random)")
+    seed.wait_for(timeout=10_000)
+    assert page.get_by_label("Temperature").first.is_visible()
+    seed.fill("42")
+    page.locator("#caption textarea").evaluate("t => { t.value = ''; }")
+    sampled = caption_and_wait(page)
+    assert sampled.strip()
+    page.get_by_text("Seed 42").wait_for(timeout=30_000)          # the seed used is shown
+    page.close()
+
+
+def test_phone_width_layout(browser, page_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(page_url)
+    page.locator("#examples button.gallery-item").first.click()
+    assert caption_and_wait(page).strip()
+    page.locator("#words img").first.wait_for(timeout=30_000)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 400                                           # nothing forces sideways scrolling
+    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
+    page.close()
