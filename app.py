@@ -51,14 +51,13 @@ def user_errors(fn):
 
 def outputs_of(result: demo.Result) -> tuple:
     return (result.caption, result.details, result.confidence, result.overlays,
-            result.large_overlays[0] if result.large_overlays else None, result.large_overlays,
-            gr.update(value=result.samples, visible=bool(result.samples)),
-            result.figure_path, result.gif_path, result.seed_note)
+            demo.word_view(result.best, 0), gr.update(value=result.samples, visible=bool(result.samples)),
+            result.seed_note, result.best)
 
 
-def show_word(pictures: list, event: gr.SelectData):
+def show_word(caption, event: gr.SelectData):
     """The clicked word's overlay, large (from this session's own state)."""
-    return pictures[event.index] if pictures and event.index < len(pictures) else None
+    return demo.word_view(caption, event.index)
 
 
 def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
@@ -114,16 +113,18 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                     details = gr.JSON(label="words, probabilities, strategy, seed")
         with gr.Accordion("About the model", open=False):
             gr.Markdown(demo.model_panel(model))
-        large = gr.State([])
+        shown = gr.State(None)   # this session's last Caption: the word view and downloads use it
 
         controls = [strategy, temperature, top_k, beam_size, seed, num_samples, max_length]
-        outputs = [text, details, confidence, gallery, selected, large, samples, figure_file, gif_file, seed_note]
-        button.click(caption, [image, *controls], outputs, api_name="caption")
-        url_button.click(caption_url, [url, *controls], outputs, api_name="caption_url")
-        url.submit(caption_url, [url, *controls], outputs, api_visibility="private")
+        outputs = [text, details, confidence, gallery, selected, samples, seed_note, shown]
+        files = dict(fn=user_errors(demo.downloads), inputs=shown, outputs=[figure_file, gif_file],
+                     api_visibility="private")
+        button.click(caption, [image, *controls], outputs, api_name="caption").then(**files)
+        url_button.click(caption_url, [url, *controls], outputs, api_name="caption_url").then(**files)
+        url.submit(caption_url, [url, *controls], outputs, api_visibility="private").then(**files)
         strategy.change(lambda s: [gr.update(visible=v) for v in demo.visibility(s).values()], strategy,
                         [temperature, top_k, num_samples, seed, beam_size], api_visibility="private")
-        gallery.select(show_word, [large], selected, api_visibility="private")
+        gallery.select(show_word, [shown], selected, api_visibility="private")
     return app
 
 
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"captioner: cannot start: {error}", file=sys.stderr)
         return 2
-    app = build_app(model)
+    app = build_app(model.warm_up())
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     on_spaces = bool(os.environ.get("SPACE_ID"))
     app.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"),

@@ -66,6 +66,14 @@ class Captioner:
     def from_pretrained(cls, repo_id: str, **kwargs) -> "Captioner":
         return cls.load(f"hf://{repo_id}", **kwargs)
 
+    def warm_up(self) -> "Captioner":
+        """Trace every compiled function once, so the first real request is as fast as the rest."""
+        blank = np.full((self.encoder.input_size, self.encoder.input_size, 3), 127, np.uint8)
+        for strategy in STRATEGIES:
+            self.caption(blank, strategy, seed=0)
+        self.sample_captions(blank, n=2, seed=0)
+        return self
+
     # --- images -> features ------------------------------------------------------------------
 
     def features(self, images) -> tf.Tensor:

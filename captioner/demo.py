@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .attention import save_attention_figure, save_attention_gif, word_overlays
+from .attention import overlay, save_attention_figure, save_attention_gif, word_overlays
 from .images import InputError, load_image, load_image_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
@@ -29,16 +29,14 @@ HONEST_NOTE = (
 
 @dataclass
 class Result:
-    """Everything the page shows for one request."""
+    """Everything the page shows at once for one request (downloads come right after)."""
     caption: str
     details: dict                       # words, probs, strategy, seed, log_prob
     confidence: list                    # [(word, prob)] for a highlighted-text view
     overlays: list                      # [(PIL image, "word (0.93)")]
-    large_overlays: list                # bigger versions, for the selected word
     samples: list                       # [[caption, log_prob]] when several samples were drawn
-    figure_path: str | None
-    gif_path: str | None
     seed_note: str
+    best: object                        # the Caption itself, for the word view and the downloads
 
 
 def visibility(strategy: str) -> dict[str, bool]:
@@ -73,22 +71,34 @@ def build_result(captions, several: bool) -> Result:
     best = captions[0]
     if not best.words:
         raise InputError("The model produced an empty caption for this image; try another strategy")
-    folder = _download_folder()
-    stem = f"{_slug(best.text)}-{uuid.uuid4().hex[:8]}"
-    figure = save_attention_figure(folder / f"{stem}-attention.png", best.image, best.words,
-                                   best.attention, best.probs)
-    gif = save_attention_gif(folder / f"{stem}-attention.gif", best.image, best.words, best.attention,
-                             best.probs)
     seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
                  if best.seed is not None else "")
     return Result(
         caption=best.text, details=best.to_dict(),
         confidence=[(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
         overlays=word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
-        large_overlays=[im for im, _ in word_overlays(best.image, best.words, best.attention, best.probs,
-                                                      max_side=640)],
         samples=[[c.text, round(c.log_prob, 3)] for c in captions] if several else [],
-        figure_path=str(figure), gif_path=str(gif), seed_note=seed_note)
+        seed_note=seed_note, best=best)
+
+
+def word_view(caption, index: int = 0):
+    """One word's overlay, large."""
+    if caption is None or not 0 <= index < len(caption.words):
+        return None
+    return overlay(caption.image, caption.attention[index], max_side=640)
+
+
+def downloads(caption) -> tuple[str | None, str | None]:
+    """The attention grid as a PNG figure and as an animated GIF (made after the caption is shown)."""
+    if caption is None:
+        return None, None
+    folder = _download_folder()
+    stem = f"{_slug(caption.text)}-{uuid.uuid4().hex[:8]}"
+    figure = save_attention_figure(folder / f"{stem}-attention.png", caption.image, caption.words,
+                                   caption.attention, caption.probs)
+    gif = save_attention_gif(folder / f"{stem}-attention.gif", caption.image, caption.words,
+                             caption.attention, caption.probs)
+    return str(figure), str(gif)
 
 
 def _slug(text: str) -> str:

@@ -68,6 +68,8 @@ def test_example_caption_overlays_then_seeded_sampling(browser, page_url):
     overlays.first.wait_for(timeout=30_000)
     assert overlays.count() == len(greedy.split())
     overlays.first.click()                                        # the chosen word, large
+    page.get_by_text("-attention.gif").first.wait_for(timeout=30_000)   # downloads follow the caption
+    page.get_by_text("-attention.png").first.wait_for(timeout=30_000)
     if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)

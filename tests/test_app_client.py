@@ -18,7 +18,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(trained_checkpoint, tmp_path_factory):
-    demo = app.build_app(Captioner.load(trained_checkpoint[0]), examples_dir=tmp_path_factory.mktemp("none"))
+    model = Captioner.load(trained_checkpoint[0]).warm_up()
+    demo = app.build_app(model, examples_dir=tmp_path_factory.mktemp("none"))
     demo.queue(default_concurrency_limit=app.CONCURRENCY)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                 max_file_size=app.MAX_FILE_SIZE, quiet=True)

@@ -31,11 +31,18 @@ def test_greedy_result_has_everything_the_page_shows(model, picture):
     result = demo.caption_image(model, picture)
     assert result.caption == model.caption(picture).text
     assert [label.split(" (")[0] for _, label in result.overlays] == result.details["words"]
-    assert len(result.large_overlays) == len(result.confidence) == len(result.details["probs"])
-    assert max(result.large_overlays[0].size) == 640 and max(result.overlays[0][0].size) == 320
-    assert Image.open(result.figure_path).format == "PNG"
-    assert Image.open(result.gif_path).n_frames == len(result.details["words"])
+    assert len(result.overlays) == len(result.confidence) == len(result.details["probs"])
+    assert max(result.overlays[0][0].size) == 320 and max(demo.word_view(result.best, 0).size) == 640
+    assert demo.word_view(result.best, len(result.caption.split())) is None
     assert result.samples == [] and result.seed_note == ""
+
+
+def test_downloads_are_a_png_grid_and_a_gif_of_every_word(model, picture):
+    result = demo.caption_image(model, picture)
+    figure, gif = demo.downloads(result.best)
+    assert Image.open(figure).format == "PNG"
+    assert Image.open(gif).n_frames == len(result.details["words"])
+    assert demo.downloads(None) == (None, None)
 
 
 def test_sampling_shows_and_repeats_its_seed(model, picture):
