@@ -105,8 +105,8 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                                      columns=5, height="auto", allow_preview=False, elem_id="words")
                 selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420)
                 with gr.Row():
-                    figure_file = gr.File(label="Attention grid (PNG)")
-                    gif_file = gr.File(label="Animation (GIF)")
+                    figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
+                    gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
                 samples = gr.Dataframe(headers=["caption", "log-probability"], label="Samples, most likely first",
                                        visible=False, interactive=False)
                 with gr.Accordion("Details (JSON)", open=False):

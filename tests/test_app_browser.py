@@ -68,8 +68,10 @@ def test_example_caption_overlays_then_seeded_sampling(browser, page_url):
     overlays.first.wait_for(timeout=30_000)
     assert overlays.count() == len(greedy.split())
     overlays.first.click()                                        # the chosen word, large
-    page.get_by_text("-attention.gif").first.wait_for(timeout=30_000)   # downloads follow the caption
-    page.get_by_text("-attention.png").first.wait_for(timeout=30_000)
+    for download in ("#figure-file", "#gif-file"):                # downloads follow the caption
+        link = page.locator(f"{download} a[data-testid='download-link']")
+        link.wait_for(timeout=30_000)
+        assert link.get_attribute("href").endswith((".png", ".gif"))
     if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)
