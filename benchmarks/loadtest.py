@@ -1,0 +1,114 @@
+"""Load test: many gradio_client clients against a local app server (`make loadtest`).
+
+Starts `python app.py` in its own process, warms it up, then N clients each send M greedy
+/caption requests at once. Checks every request is answered without error, every caption equals
+the single-client caption of the same image, and the server's resident memory after the run is
+at most 1.2 x what it was after warm-up. Prints one JSON object (latency p50/p95 included).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def start_server(checkpoint: str | None, port: int) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "app.py")] + (["--checkpoint", checkpoint] if checkpoint else [])
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited: {server.stderr.read()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("the app did not start in 180 s")
+
+
+def run(clients: int, requests: int, images: list[str], checkpoint: str | None = None) -> dict:
+    from gradio_client import Client, handle_file
+    port = free_port()
+    server = start_server(checkpoint, port)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        single = Client(url, verbose=False)
+        expected = {image: single.predict(handle_file(image), api_name="/caption")[0] for image in images}
+        for image in images:                                   # warm-up: every image once more
+            single.predict(handle_file(image), api_name="/caption")
+        rss_warm = rss_mb(server.pid)
+
+        def one_client(k: int) -> list[tuple[float, bool, str]]:
+            client, results = Client(url, verbose=False), []
+            for r in range(requests):
+                image = images[(k + r) % len(images)]
+                start = time.perf_counter()
+                try:
+                    caption = client.predict(handle_file(image), api_name="/caption")[0]
+                    results.append((time.perf_counter() - start, caption == expected[image], ""))
+                except Exception as error:   # counted, not raised: the report lists every failure
+                    results.append((time.perf_counter() - start, False, repr(error)[:200]))
+            return results
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            outcomes = [r for rs in pool.map(one_client, range(clients)) for r in rs]
+        wall = time.perf_counter() - start
+        rss_after = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies = sorted(t for t, _, _ in outcomes)
+    errors = [e for _, _, e in outcomes if e]
+    return {"clients": clients, "requests_per_client": requests, "requests": len(outcomes),
+            "answered": len(outcomes) - len(errors), "errors": errors[:5], "error_count": len(errors),
+            "captions_identical": all(ok for _, ok, _ in outcomes),
+            "latency_p50_ms": round(1000 * statistics.median(latencies), 1),
+            "latency_p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
+            "throughput_per_s": round(len(outcomes) / wall, 2), "wall_s": round(wall, 1),
+            "rss_after_warmup_mb": round(rss_warm, 1), "rss_after_run_mb": round(rss_after, 1),
+            "rss_ratio": round(rss_after / rss_warm, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--images", nargs="*", default=None, help="default: assets/examples")
+    args = parser.parse_args()
+    images = args.images or [str(p) for p in sorted((ROOT / "assets" / "examples").glob("*.jpg"))][:8]
+    report = run(args.clients, args.requests, images, args.checkpoint)
+    print(json.dumps(report))
+    ok = report["error_count"] == 0 and report["captions_identical"] and report["rss_ratio"] <= 1.2
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

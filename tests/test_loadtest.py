@@ -1,0 +1,16 @@
+"""A short load test (the full one is `make loadtest`): concurrent clients, same answers, flat memory."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from loadtest import run  # noqa: E402
+
+
+def test_concurrent_clients_all_answered_identically_with_flat_memory(trained_checkpoint, coco_fixture):
+    images = [str(p) for p in sorted(coco_fixture[1].iterdir())[:3]]
+    report = run(clients=6, requests=3, images=images, checkpoint=str(trained_checkpoint[0]))
+    print(report)
+    assert report["answered"] == report["requests"] == 18 and report["error_count"] == 0
+    assert report["captions_identical"]
+    assert report["rss_ratio"] <= 1.2
