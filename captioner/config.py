@@ -23,6 +23,7 @@ class ModelConfig:
     units: int = 512              # GRU state and attention width
     dropout: float = 0.3
     attention_gate: bool = True   # the paper's gating scalar beta on the context vector
+    initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
     max_length: int = 24          # longest caption generated, in words, <end> excluded
 
 

@@ -57,7 +57,10 @@ class ShowAttendTell(keras.Model):
         """Per-image work done once before decoding: (B, N, C) -> projected, keys, first hidden."""
         projected = self.projection(features)                     # (B, N, E)
         keys = self.attention.keys(projected)                     # (B, N, U)
-        hidden = self.init_hidden(tf.reduce_mean(projected, axis=1))  # (B, U), as in the paper
+        if self.config.initial_state == "zeros":   # the tutorial: the image reaches the GRU only through attention
+            hidden = tf.zeros([tf.shape(features)[0], self.config.units])
+        else:                                      # the paper: a summary of the whole image
+            hidden = self.init_hidden(tf.reduce_mean(projected, axis=1))  # (B, U)
         return projected, keys, hidden
 
     def step(self, tokens, hidden, projected, keys, training=False):
