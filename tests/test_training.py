@@ -109,3 +109,17 @@ def test_training_features_equal_the_features_at_use(trained_checkpoint, coco_fi
     for path in sorted(coco_fixture[1].iterdir())[:3]:
         at_use = model.features([model.caption(path).image]).numpy()[0]
         np.testing.assert_allclose(at_use, np.asarray(cached[index[path.name]], np.float32), rtol=1e-2, atol=2e-3)
+
+
+def test_twenty_images_of_different_caption_lengths_trace_once(trained_checkpoint, coco_fixture):
+    model = Captioner.load(trained_checkpoint[0])
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (int(rng.integers(20, 300)), int(rng.integers(20, 300)), 3), dtype=np.uint8)
+              for _ in range(16)] + [str(p) for p in sorted(coco_fixture[1].iterdir())[:4]]
+    model.caption(images[0])
+    model.caption(images[0], "beam")
+    traces = (model.decoder.tracing_count(), model.encoder.features.experimental_get_tracing_count())
+    lengths = {len(model.caption(image, max_length=int(rng.integers(3, 9))).words) for image in images}
+    lengths |= {len(model.caption(image, "beam", beam_size=int(rng.integers(1, 5))).words) for image in images[:6]}
+    assert len(lengths) > 1                                  # the captions really differ in length
+    assert (model.decoder.tracing_count(), model.encoder.features.experimental_get_tracing_count()) == traces
