@@ -44,7 +44,7 @@ model: $(VENV)/.dev-installed system-deps
 	$(PY) scripts/make_model.py
 
 bench: $(VENV)/.dev-installed
-	$(PY) -m captioner bench --json
+	$(PY) -m captioner bench --json --markdown docs/benchmarks.md
 
 # --- MS-COCO 2014 (for users who have it on disk; InceptionV3 as in the seed tutorial) ----------
 COCO ?= data/coco

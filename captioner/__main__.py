@@ -111,9 +111,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     from .api import Captioner, default_checkpoint_path
-    from .bench import default_image, run_benchmarks
+    from .bench import default_image, markdown_table, run_benchmarks
     model = Captioner.load(args.checkpoint or default_checkpoint_path())
     figures = run_benchmarks(model, args.image or default_image(), repeats=args.repeats)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text("# Benchmarks\n\n" + markdown_table(figures))
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
 
@@ -186,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--image", default=None)
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--markdown", default=None, help="also write the figures as a Markdown table here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
 

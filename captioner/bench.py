@@ -122,3 +122,30 @@ def default_image() -> Path:
     if not examples:
         raise FileNotFoundError(f"no example images in {ASSETS / 'examples'}; pass --image")
     return examples[0]
+
+
+ROWS = [("encoder_ms_per_image", "Encoder (EfficientNet-Lite0), one image", "ms"),
+        ("feature_extraction_images_per_s", "Feature extraction through tf.data, batches of 32", "images/s"),
+        ("greedy_ms", "Greedy decode, one caption (compiled loop)", "ms"),
+        ("eager_greedy_ms", "Greedy decode, the seed's eager per-word loop", "ms"),
+        ("greedy_speedup", "Greedy speed-up (eager / compiled)", "x"),
+        ("sample_ms", "Sampling decode, one caption", "ms"),
+        ("beam3_ms", "Beam search (3 beams as one batch), one caption", "ms"),
+        ("beam3_over_greedy", "Beam-3 / greedy decode time", "x"),
+        ("end_to_end_p50_ms", "End to end, one image: load, encode, caption, attention maps (p50)", "ms"),
+        ("end_to_end_p95_ms", "End to end (p95)", "ms"),
+        ("batch16_images_per_s", "Batch of 16 images, greedy", "images/s"),
+        ("train_step_ms", "Train step, batch 64 (compiled)", "ms"),
+        ("eager_train_step_ms", "Train step, batch 64 (the seed's eager step)", "ms"),
+        ("train_speedup", "Train speed-up (eager / compiled)", "x"),
+        ("train_captions_per_s", "Training throughput", "captions/s")]
+
+
+def markdown_table(figures: dict) -> str:
+    lines = [f"Measured {figures['date']} on {figures['machine']} (TensorFlow {figures['tensorflow']}) with "
+             f"`make bench` (`python -m captioner bench --json`), on the shipped default model.", "",
+             "| Figure | Value | Unit |", "|---|---|---|"]
+    lines += [f"| {label} | {figures[key]} | {unit} |" for key, label, unit in ROWS if key in figures]
+    lines += ["", "Targets (issue 6): greedy speed-up >= 5, train speed-up >= 3, end-to-end p50 <= 150 ms, "
+              f"beam-3 <= 2 x greedy. All met: **{figures['targets_met']}**."]
+    return "\n".join(lines) + "\n"
