@@ -68,10 +68,13 @@ class ShowAttendTell(keras.Model):
         context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
         if self.config.attention_gate:
             context = self.gate(hidden) * context
-        inputs = tf.concat([context, self.embedding(tokens)], axis=-1)  # (B, 2E)
-        output, states = self.gru(inputs, [hidden], training=training)
+        embedded = self.embedding(tokens)                         # (B, E)
+        output, states = self.gru(tf.concat([context, embedded], axis=-1), [hidden], training=training)
         hidden = states[0] if isinstance(states, (list, tuple)) else states
-        deep = self.dropout(self.fc1(output), training=training)  # (B, U)
+        # The paper's deep output (eq. 7) sees the context and the previous word as well as the state,
+        # so the word chosen at a step depends directly on where that step looked.
+        deep = self.fc1(tf.concat([output, context, embedded], axis=-1))   # (B, U)
+        deep = self.dropout(deep, training=training)
         return self.fc2(deep), hidden, weights
 
     def call(self, inputs, training=False):
@@ -97,7 +100,7 @@ class ShowAttendTell(keras.Model):
         self.gate.build((None, c.units))
         self.embedding.build((None,))
         self.gru.build((None, 2 * c.embedding_dim))
-        self.fc1.build((None, c.units))
+        self.fc1.build((None, c.units + 2 * c.embedding_dim))
         self.fc2.build((None, c.units))
         self.built = True
 

@@ -25,9 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
-    parser.add_argument("--train-images", type=int, default=8000)
+    parser.add_argument("--train-images", type=int, default=20000)
     parser.add_argument("--heldout-images", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     from captioner.api import Captioner
@@ -62,6 +62,7 @@ def main() -> None:
                                                   timings, args))
     (run / "heldout_figures.json").write_text(json.dumps({"figures": figures, "timings": timings}, indent=1))
     ship(run, ROOT / args.out)
+    ship_examples(heldout_dir, ROOT / "assets" / "examples")
     print(json.dumps({"figures": figures, "timings": timings}))
 
 
@@ -71,6 +72,17 @@ def ship(run: Path, out: Path) -> None:
     for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md", "loss_curve.png",
                  "heldout_figures.json"):
         shutil.copy2(run / name, out / name)
+
+
+def ship_examples(heldout_dir: Path, examples: Path, scenes: int = 8) -> None:
+    """A few held-out scenes and three public-domain/CC0 photos from scikit-image for the app."""
+    from PIL import Image
+    from skimage import data
+    examples.mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(sorted((heldout_dir / "images").iterdir())[:scenes], start=1):
+        shutil.copy2(path, examples / f"scene_{n}.jpg")
+    for name in ("chelsea", "coffee", "astronaut"):
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(examples / f"photo_{name}.jpg", quality=90)
 
 
 def model_card(train_config, model_config, captioner, history, figures, timings, args) -> str:

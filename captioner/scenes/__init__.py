@@ -25,7 +25,7 @@ ACTOR_SHARE, EXTRA_SHARE = 0.3, 0.4
 
 def glyph_sides(instances: int) -> tuple[float, float]:
     """Glyph side as a share of the image: smaller as the scene fills up."""
-    return {1: (0.38, 0.52), 2: (0.28, 0.4), 3: (0.24, 0.33), 4: (0.22, 0.3)}.get(instances, (0.17, 0.24))
+    return {1: (0.32, 0.44), 2: (0.26, 0.36), 3: (0.22, 0.3), 4: (0.2, 0.28)}.get(instances, (0.17, 0.23))
 
 
 def make_scene(rng, size: int) -> dict:
@@ -40,7 +40,7 @@ def make_scene(rng, size: int) -> dict:
         extra = extras[int(rng.integers(len(extras)))] if extras and rng.random() < EXTRA_SHARE else None
         count = int(rng.choice(3, p=COUNT_WEIGHTS)) + 1 if extra else 0
         codes = [actor.emoji] + [extra.emoji] * count if extra else [actor.emoji]
-        boxes = place(image, codes, rng, (0.3, 0.42) if extra else (0.38, 0.55))
+        boxes = place(image, codes, rng, (0.28, 0.38) if extra else (0.34, 0.46))
         actor_group = Group(actor, boxes[:1])
         extra_group = Group(extra, boxes[1:]) if extra else None
         captions = actor_captions(actor_group, extra_group, setting, rng, size)
