@@ -1,6 +1,11 @@
 """The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.demo.
 
     python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
+
+Serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860; 0.0.0.0 on Hugging Face
+Spaces, where SPACE_ID is set). Uploads are limited to MAX_FILE_SIZE (10 MB). API: /caption (an image
+file) and /caption_url (a URL), each followed by strategy, temperature, top_k, beam_size, seed,
+num_samples, max_length; they return the caption, then JSON (words, probs, log_prob, strategy, seed).
 """
 from __future__ import annotations
 
@@ -20,6 +25,10 @@ from captioner.images import InputError
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 MAX_FILE_SIZE = "10mb"
 CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
+CSS = """
+#caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
+#words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
+"""  # a large caption; the word gallery as tall as its pictures (Gradio's default leaves a 450px box)
 log = logging.getLogger("captioner.app")
 
 
@@ -61,20 +70,34 @@ def show_word(caption, event: gr.SelectData):
 
 
 def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
+    def options(strategy, temperature, top_k, beam_size, seed, num_samples, max_length) -> dict:
+        return dict(strategy=strategy, temperature=temperature, top_k=top_k, beam_size=beam_size,
+                    seed=seed, num_samples=num_samples, max_length=max_length)
+
+    @user_errors
+    def show_image(image, *controls):
+        return outputs_of(demo.caption_image(model, image, **options(*controls)))
+
+    @user_errors
+    def show_url(url, *controls):
+        return outputs_of(demo.caption_url(model, url, **options(*controls)))
+
     @user_errors
     def caption(image, strategy="greedy", temperature=1.0, top_k=0, beam_size=3, seed=None,
                 num_samples=1, max_length=None):
-        return outputs_of(demo.caption_image(model, image, strategy, temperature, top_k, beam_size, seed,
-                                             num_samples, max_length))
+        """Caption an image file: returns the caption, then JSON with words, probs, log_prob, strategy, seed."""
+        return demo.api_outputs(demo.decode(model, image, **options(
+            strategy, temperature, top_k, beam_size, seed, num_samples, max_length)))
 
     @user_errors
     def caption_url(url, strategy="greedy", temperature=1.0, top_k=0, beam_size=3, seed=None,
                     num_samples=1, max_length=None):
-        return outputs_of(demo.caption_url(model, url, strategy=strategy, temperature=temperature,
-                                           top_k=top_k, beam_size=beam_size, seed=seed,
-                                           num_samples=num_samples, max_length=max_length))
+        """Caption the image at a public http(s) URL (fetched by the server): as /caption."""
+        return demo.api_outputs(demo.decode_url(model, url, **options(
+            strategy, temperature, top_k, beam_size, seed, num_samples, max_length)))
 
-    with gr.Blocks(title="Captioner: show, attend and tell") as app:
+    longest = model.config.max_length
+    with gr.Blocks(title="Captioner: show, attend and tell", delete_cache=(1800, 3600)) as app:
         gr.Markdown("# Captioner\nUpload, paste or drop an image (or give a URL): the model writes a "
                     "caption and shows, for every word, **where it looked**.")
         with gr.Row():
@@ -87,10 +110,12 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                 strategy = gr.Radio(demo.STRATEGY_CHOICES, value="greedy", label="Decoding")
                 temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", visible=False)
                 top_k = gr.Slider(0, 50, value=0, step=1, label="Top-k (0: all words)", visible=False)
-                num_samples = gr.Slider(1, 10, value=1, step=1, label="Number of samples", visible=False)
+                num_samples = gr.Slider(1, demo.MAX_SAMPLES, value=1, step=1, label="Number of samples",
+                                        visible=False)
                 beam_size = gr.Slider(1, 10, value=3, step=1, label="Beam size", visible=False)
                 seed = gr.Number(value=None, precision=0, label="Seed (empty: random)", visible=False)
-                max_length = gr.Slider(1, 40, value=24, step=1, label="Max caption length (words)")
+                max_length = gr.Slider(1, max(40, longest), value=longest, step=1,
+                                       label="Max caption length (words)")
                 button = gr.Button("Caption", variant="primary")
                 pictures = demo.example_images(examples_dir)
                 if pictures:
@@ -98,12 +123,14 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                                 examples_per_page=12, cache_examples=False)
             with gr.Column(scale=2, min_width=300):
                 text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
-                confidence = gr.HighlightedText(label="Confidence per word (probability under the model)",
+                confidence = gr.HighlightedText(label="Confidence per word (deeper red: more probable)",
                                                 show_legend=False, show_inline_category=True)
                 seed_note = gr.Markdown()
                 gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
-                                     columns=5, height="auto", allow_preview=False, elem_id="words")
-                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420)
+                                     columns=5, height="auto", allow_preview=False, object_fit="contain",
+                                     elem_id="words")
+                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
+                                    elem_id="selected")
                 with gr.Row():
                     figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
                     gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
@@ -119,13 +146,25 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         outputs = [text, details, confidence, gallery, selected, samples, seed_note, shown]
         files = dict(fn=user_errors(demo.downloads), inputs=shown, outputs=[figure_file, gif_file],
                      api_visibility="private")
-        button.click(caption, [image, *controls], outputs, api_name="caption").then(**files)
-        url_button.click(caption_url, [url, *controls], outputs, api_name="caption_url").then(**files)
-        url.submit(caption_url, [url, *controls], outputs, api_visibility="private").then(**files)
+        # The page's own events (private: the API page lists only the two endpoints below).
+        button.click(show_image, [image, *controls], outputs, api_visibility="private",
+                     scroll_to_output=True).then(**files)
+        gr.on([url_button.click, url.submit], show_url, [url, *controls], outputs, api_visibility="private",
+              scroll_to_output=True).then(**files)
         strategy.change(lambda s: [gr.update(visible=v) for v in demo.visibility(s).values()], strategy,
                         [temperature, top_k, num_samples, seed, beam_size], api_visibility="private")
-        gallery.select(show_word, [shown], selected, api_visibility="private")
+        gallery.select(user_errors(show_word), [shown], selected, api_visibility="private")
+        # The API: events with no trigger on the page, through the same components (so uploads are
+        # checked by Gradio), returning only the caption and its JSON.
+        gr.on([], caption, [image, *controls], [text, details], api_name="caption")
+        gr.on([], caption_url, [url, *controls], [text, details], api_name="caption_url")
     return app
+
+
+def serve(app: gr.Blocks, **launch_options):
+    """Queue and launch as `python app.py` does (tests use it too)."""
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return app.launch(max_file_size=MAX_FILE_SIZE, css=CSS, **launch_options)
 
 
 def main(argv=None) -> int:
@@ -136,17 +175,16 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo "
                         "(default: $CAPTIONER_CHECKPOINT, else the shipped scene-world model)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         model = Captioner.load(args.checkpoint or default_checkpoint_path())
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"captioner: cannot start: {error}", file=sys.stderr)
         return 2
-    app = build_app(model.warm_up())
-    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    app.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"),
-               server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), max_file_size=MAX_FILE_SIZE,
-               show_error=True)
+    serve(build_app(model.warm_up()),
+          server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"),
+          server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     return 0
 
 

@@ -17,6 +17,7 @@ from .images import InputError, load_image, load_image_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 3600
+MAX_SAMPLES = 10
 STRATEGY_CHOICES = [("Greedy", "greedy"), ("Sampling", "sample"), ("Beam search", "beam")]
 HONEST_NOTE = (
     "**What this model knows.** The default model was trained on the *scene world*: emoji scenes "
@@ -46,39 +47,72 @@ def visibility(strategy: str) -> dict[str, bool]:
             "beam_size": strategy == "beam"}
 
 
-def caption_image(captioner, image, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
-                  beam_size: int = 3, seed=None, num_samples: int = 1, max_length=None) -> Result:
+def decode(captioner, image, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
+           beam_size: int = 3, seed=None, num_samples: int = 1, max_length=None) -> list:
+    """Run the model as the page's controls ask -> [Caption], most likely first (several only when
+    sampling with num_samples > 1). Options arrive as the browser or an API client sent them."""
     if image is None:
         raise InputError("Please upload an image, paste one, pick an example, or give a URL")
     picture = load_image(image)
-    seed = None if seed in (None, "") else int(seed)
-    max_length = None if max_length in (None, "", 0) else int(max_length)
+    seed, max_length = _optional_int(seed), _optional_int(max_length) or None
     top_k, beam_size, num_samples = int(top_k or 0), int(beam_size or 3), int(num_samples or 1)
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise InputError(f"The number of samples must be between 1 and {MAX_SAMPLES}")
     if strategy == "sample" and num_samples > 1:
         captions = captioner.sample_captions(picture, num_samples, float(temperature), top_k, seed, max_length)
     else:
         captions = [captioner.caption(picture, strategy, float(temperature), top_k, beam_size, seed, max_length)]
-    return build_result(captions, num_samples > 1 and strategy == "sample")
+    if not captions[0].words:
+        raise InputError("The model produced an empty caption for this image; try another strategy")
+    return captions
+
+
+def decode_url(captioner, url: str, **options) -> list:
+    """Fetch the image on the server (public http(s) addresses only), then as `decode`."""
+    if not url or not str(url).strip():
+        raise InputError("Please enter an image URL (http or https)")
+    return decode(captioner, load_image_url(str(url).strip()), **options)
+
+
+def details(captions) -> dict:
+    """The JSON the page and the API give: words, probs, log_prob, strategy, seed (+ every sample)."""
+    out = captions[0].to_dict()
+    if len(captions) > 1:
+        out["samples"] = [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in captions]
+    return out
+
+
+def api_outputs(captions) -> tuple[str, dict]:
+    """What /caption and /caption_url return: the caption text, then `details`."""
+    return captions[0].text, details(captions)
+
+
+def caption_image(captioner, image, *options, **named) -> Result:
+    """Everything the page shows for one image (options as `decode`)."""
+    return build_result(decode(captioner, image, *options, **named))
 
 
 def caption_url(captioner, url: str, **options) -> Result:
-    if not url or not url.strip():
-        raise InputError("Please enter an image URL (http or https)")
-    return caption_image(captioner, load_image_url(url.strip()), **options)
+    return build_result(decode_url(captioner, url, **options))
 
 
-def build_result(captions, several: bool) -> Result:
+def build_result(captions) -> Result:
     best = captions[0]
-    if not best.words:
-        raise InputError("The model produced an empty caption for this image; try another strategy")
     seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
                  if best.seed is not None else "")
     return Result(
-        caption=best.text, details=best.to_dict(),
+        caption=best.text, details=details(captions),
         confidence=[(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
         overlays=word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
-        samples=[[c.text, round(c.log_prob, 3)] for c in captions] if several else [],
+        samples=[[c.text, round(c.log_prob, 3)] for c in captions] if len(captions) > 1 else [],
         seed_note=seed_note, best=best)
+
+
+def _optional_int(value) -> int | None:
+    """Empty boxes (None, "", NaN) mean "not set"."""
+    if value is None or (isinstance(value, str) and not value.strip()) or value != value:
+        return None
+    return int(value)
 
 
 def word_view(caption, index: int = 0):
@@ -122,8 +156,9 @@ def model_panel(captioner) -> str:
     """Markdown for the model panel: checkpoint, encoder, vocabulary, and the model card itself."""
     config = captioner.config
     card = captioner.checkpoint.card.strip() or "_This checkpoint has no model card._"
+    card = re.sub(r"^(#{1,4}) ", r"##\1 ", card, flags=re.MULTILINE)   # its headings sit under the panel's
     return (f"{HONEST_NOTE}\n\n"
-            f"| | |\n|---|---|\n| Checkpoint | `{captioner.checkpoint.path}` |\n"
+            f"| Model | |\n|---|---|\n| Checkpoint | `{captioner.checkpoint.path}` |\n"
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
             f"| Vocabulary | {len(captioner.vocab)} words |\n"
             f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")

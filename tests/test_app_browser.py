@@ -12,7 +12,9 @@ from captioner import Captioner
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("CAPTIONER_SCREENSHOTS_DIR")
+                   or Path(__file__).resolve().parent.parent / "docs" / "screenshots")
+TAKE_SCREENSHOTS = os.environ.get("CAPTIONER_SCREENSHOTS") == "1"
 
 
 def free_port() -> int:
@@ -33,19 +35,23 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page_url(trained_checkpoint, coco_fixture, tmp_path_factory):
-    """The app over the tiny model, with its own examples (or the real default and examples when
-    CAPTIONER_SCREENSHOTS=1 asks for the README's pictures)."""
-    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
-        model, examples = Captioner.load(), app.EXAMPLES
-    else:
+def page_url(request, coco_fixture, tmp_path_factory):
+    """The app over the tiny model with examples of its own; for the README's pictures
+    (CAPTIONER_SCREENSHOTS=1) the real model ($CAPTIONER_CHECKPOINT, else the shipped default) and
+    assets/examples."""
+    from captioner.api import default_checkpoint_path
+    from captioner.demo import example_images
+    examples = app.EXAMPLES
+    if not (TAKE_SCREENSHOTS and example_images(examples)):
         examples = tmp_path_factory.mktemp("examples")
         for path in sorted(coco_fixture[1].iterdir())[:4]:
             shutil.copy(path, examples / path.name)
-        model = Captioner.load(trained_checkpoint[0])
-    demo = app.build_app(model, examples_dir=examples)
-    demo.queue(default_concurrency_limit=app.CONCURRENCY)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    if TAKE_SCREENSHOTS:
+        model = Captioner.load(default_checkpoint_path())
+    else:
+        model = Captioner.load(request.getfixturevalue("trained_checkpoint")[0])
+    demo = app.build_app(model.warm_up(), examples_dir=examples)
+    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 
@@ -67,12 +73,16 @@ def test_example_caption_overlays_then_seeded_sampling(browser, page_url):
     overlays = page.locator("#words img")
     overlays.first.wait_for(timeout=30_000)
     assert overlays.count() == len(greedy.split())
-    overlays.first.click()                                        # the chosen word, large
+    big = page.locator("#selected img")
+    first_word = big.get_attribute("src")
+    overlays.last.click()                                         # the chosen word, large
+    page.wait_for_function("([old]) => { const i = document.querySelector('#selected img');"
+                           " return i && i.src !== old; }", arg=[first_word], timeout=30_000)
     for download in ("#figure-file", "#gif-file"):                # downloads follow the caption
         link = page.locator(f"{download} a[data-testid='download-link']")
         link.wait_for(timeout=30_000)
         assert link.get_attribute("href").endswith((".png", ".gif"))
-    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
+    if TAKE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)
 
@@ -94,8 +104,9 @@ def test_phone_width_layout(browser, page_url):
     page.locator("#examples button.gallery-item").first.click()
     assert caption_and_wait(page).strip()
     page.locator("#words img").first.wait_for(timeout=30_000)
+    page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400                                           # nothing forces sideways scrolling
-    if os.environ.get("CAPTIONER_SCREENSHOTS") == "1":
+    if TAKE_SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
     page.close()

@@ -20,9 +20,7 @@ def free_port() -> int:
 def server(trained_checkpoint, tmp_path_factory):
     model = Captioner.load(trained_checkpoint[0]).warm_up()
     demo = app.build_app(model, examples_dir=tmp_path_factory.mktemp("none"))
-    demo.queue(default_concurrency_limit=app.CONCURRENCY)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                max_file_size=app.MAX_FILE_SIZE, quiet=True)
+    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 
@@ -35,9 +33,13 @@ def client(server):
 def test_the_api_lists_exactly_the_two_named_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(named) == {"/caption", "/caption_url"}
-    names = [p["parameter_name"] for p in named["/caption"]["parameters"]]
-    assert names[:1] == ["image"] and "strategy" in names and "seed" in names
-    assert all(p["parameter_has_default"] for p in named["/caption"]["parameters"][1:])
+    options = ["strategy", "temperature", "top_k", "beam_size", "seed", "num_samples", "max_length"]
+    for name, first in (("/caption", "image"), ("/caption_url", "url")):
+        parameters = named[name]["parameters"]
+        assert [p["parameter_name"] for p in parameters] == [first, *options]
+        assert all(p["parameter_has_default"] for p in parameters[1:])
+        assert [r["component"] for r in named[name]["returns"]] == ["Textbox", "Json"]
+    assert not client.view_api(print_info=False, return_format="dict")["unnamed_endpoints"]
 
 
 def test_caption_endpoint_returns_text_and_json(client, coco_fixture, trained_checkpoint):
@@ -46,7 +48,7 @@ def test_caption_endpoint_returns_text_and_json(client, coco_fixture, trained_ch
     outputs = client.predict(handle_file(str(path)), api_name="/caption")
     elapsed = time.perf_counter() - start
     print(f"/caption end to end through gradio_client: {elapsed * 1000:.0f} ms")
-    text, details = outputs[0], outputs[1]
+    text, details = outputs
     assert text == Captioner.load(trained_checkpoint[0]).caption(path).text
     assert details["words"] == text.split() and len(details["probs"]) == len(details["words"])
     assert details["strategy"] == "greedy"
@@ -59,6 +61,15 @@ def test_sampling_through_the_api_repeats_with_a_seed(client, coco_fixture):
     assert runs[0] == runs[1] and runs[0]["seed"] == 7 and runs[0]["strategy"] == "sample"
 
 
+def test_several_samples_come_back_in_the_json(client, coco_fixture):
+    path = handle_file(str(sorted(coco_fixture[1].iterdir())[1]))
+    text, details = client.predict(path, strategy="sample", temperature=2.0, seed=5, num_samples=4,
+                                   api_name="/caption")
+    log_probs = [s["log_prob"] for s in details["samples"]]
+    assert len(log_probs) == 4 and log_probs == sorted(log_probs, reverse=True)
+    assert text == details["samples"][0]["caption"]
+
+
 def test_refused_url_gives_a_clear_error(client):
     with pytest.raises(AppError, match="not allowed"):
         client.predict("http://127.0.0.1/admin.png", api_name="/caption_url")
@@ -69,5 +80,7 @@ def test_refused_url_gives_a_clear_error(client):
 def test_not_an_image_gives_a_clear_error(client, tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_text("this is not a picture")
-    with pytest.raises(AppError):
+    with pytest.raises(AppError, match="Not an image") as caught:
         client.predict(handle_file(str(fake)), api_name="/caption")
+    assert "Traceback" not in str(caught.value) and "Something went wrong" not in str(caught.value)
+    print(f"not an image -> {caught.value}")

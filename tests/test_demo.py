@@ -58,6 +58,31 @@ def test_several_samples_come_sorted_with_log_probabilities(model, picture):
     log_probs = [lp for _, lp in result.samples]
     assert len(result.samples) == 5 and log_probs == sorted(log_probs, reverse=True)
     assert result.caption == result.samples[0][0]
+    assert [s["caption"] for s in result.details["samples"]] == [c for c, _ in result.samples]
+
+
+def test_strategies_reach_the_model_and_other_options_are_ignored(model, picture):
+    beam = demo.decode(model, picture, "beam", beam_size=4, temperature=0.3, num_samples=7)
+    assert len(beam) == 1 and beam[0].strategy == "beam" and beam[0].seed is None
+    assert beam[0].text == model.caption(picture, "beam", beam_size=4).text
+    greedy = demo.decode(model, picture, "greedy", seed=5, num_samples=3)
+    assert len(greedy) == 1 and greedy[0].seed is None
+    short = demo.decode(model, picture, max_length=2)[0]
+    assert len(short.words) <= 2
+
+
+def test_empty_boxes_from_the_browser_mean_unset(model, picture):
+    seeded = demo.decode(model, picture, "sample", seed=12.0, max_length="")[0]
+    assert seeded.seed == 12
+    assert demo.decode(model, picture, "sample", seed="", max_length=0)[0].seed is not None
+    assert demo.decode(model, picture, "sample", seed=float("nan"))[0].seed is not None
+
+
+def test_api_outputs_are_the_caption_then_its_json(model, picture):
+    text, details = demo.api_outputs(demo.decode(model, picture, "sample", seed=3, num_samples=3))
+    assert text == details["caption"] == details["samples"][0]["caption"]
+    assert {"words", "probs", "strategy", "seed", "log_prob"} <= set(details) and details["seed"] == 3
+    assert "samples" not in demo.api_outputs(demo.decode(model, picture))[1]
 
 
 def test_bad_inputs_become_clear_messages(model):
@@ -69,6 +94,12 @@ def test_bad_inputs_become_clear_messages(model):
         demo.caption_url(model, "http://127.0.0.1:7860/secret.png")
     with pytest.raises(InputError, match="enter an image URL"):
         demo.caption_url(model, "  ")
+    with pytest.raises(InputError, match="Only http and https"):
+        demo.decode_url(model, "file:///etc/passwd")
+    with pytest.raises(InputError, match="number of samples"):
+        demo.decode(model, np.zeros((8, 8, 3), np.uint8), "sample", num_samples=11)
+    with pytest.raises(InputError, match="Temperature"):
+        demo.decode(model, np.zeros((8, 8, 3), np.uint8), "sample", temperature=9)
 
 
 def test_app_wraps_errors_for_the_user():
@@ -89,7 +120,8 @@ def test_app_wraps_errors_for_the_user():
 def test_model_panel_is_honest_and_reads_the_card(model):
     panel = demo.model_panel(model)
     assert "not on photographs" in panel and "--checkpoint" in panel and "CAPTIONER_CHECKPOINT" in panel
-    assert model.checkpoint.card.strip().splitlines()[0] in panel
+    title = model.checkpoint.card.strip().splitlines()[0]
+    assert title.lstrip("# ") in panel and f"\n{title}\n" not in panel    # the card, its headings demoted
     assert f"{len(model.vocab)} words" in panel
 
 
