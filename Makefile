@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 
-.PHONY: demo test model bench loadtest system-deps clean-venv coco-features coco-train
+.PHONY: demo test model bench loadtest screenshots system-deps clean-venv coco-features coco-train
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -62,3 +62,6 @@ coco-train: coco-features
 
 loadtest: $(VENV)/.dev-installed
 	$(PY) benchmarks/loadtest.py --clients 32 --requests 10
+
+screenshots: $(VENV)/.dev-installed system-deps
+	$(PY) scripts/screenshots.py
