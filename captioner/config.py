@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     limit_captions: int = 0        # 0 = all; e.g. 30000 for the seed tutorial's subset
     distribute: str = "none"       # none | mirrored | multiworker
+    jit_compile: bool = True       # XLA for the train step (single device only)
 
 
 @dataclass

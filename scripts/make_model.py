@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
-    parser.add_argument("--train-images", type=int, default=20000)
+    parser.add_argument("--train-images", type=int, default=16000)
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
