@@ -84,3 +84,10 @@ def test_not_an_image_gives_a_clear_error(client, tmp_path):
         client.predict(handle_file(str(fake)), api_name="/caption")
     assert "Traceback" not in str(caught.value) and "Something went wrong" not in str(caught.value)
     print(f"not an image -> {caught.value}")
+
+
+def test_uploads_over_the_size_cap_are_refused(client, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (11 * 1024 * 1024))      # 11 MB, over the 10 MB cap
+    with pytest.raises(Exception, match="(?i)too large|413|exceed|size"):
+        client.predict(handle_file(str(big)), api_name="/caption")
