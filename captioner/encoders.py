@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 ENCODER_NAMES = ("efficientnet_lite0", "inception_v3")
@@ -27,7 +28,9 @@ class Encoder(tf.Module):
         self.feature_dim = int(network.output_shape[-1])
         self._scale, self._offset = float(scale), float(offset)
         size = input_size
-        self.features = tf.function(self._features, reduce_retracing=True,
+        # A fixed signature (any batch size) traces once: feature extraction, the app and the
+        # export never pay for a retrace.
+        self.features = tf.function(self._features,
                                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
 
     @property
@@ -38,14 +41,16 @@ class Encoder(tf.Module):
         """One uint8 image (H, W, 3) of any size -> (S, S, 3) float32 in [0, 255]."""
         image = tf.cast(tf.convert_to_tensor(image), tf.float32)
         resized = tf.image.resize(image, [self.input_size, self.input_size], "bilinear", antialias=True)
-        return tf.clip_by_value(resized, 0.0, 255.0)
+        return tf.clip_by_value(resized, 0.0, 255.0)   # a guarantee; the triangle filter has no overshoot
 
     def _features(self, batch):
+        """(B, S, S, 3) float32 in [0, 255] -> (B, grid*grid, C), e.g. (B, 49, 1280)."""
         scaled = batch * self._scale + self._offset                     # the encoder's own scaling
         grid = self.network(scaled, training=False)                     # (B, g, g, C)
         return tf.reshape(grid, [tf.shape(grid)[0], -1, self.feature_dim])  # (B, g*g, C)
 
-    def encode(self, images) -> "np.ndarray":
+    def encode(self, images) -> np.ndarray:
+        """A list of uint8 (H, W, 3) images of any sizes -> (B, grid*grid, C) float32."""
         return self.features(tf.stack([self.resize(im) for im in images])).numpy()
 
 
@@ -60,7 +65,7 @@ def decode_image_bytes(data) -> tf.Tensor:
                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
 
 
-def build_encoder(name: str = "efficientnet_lite0", weights="default") -> Encoder:
+def build_encoder(name: str = "efficientnet_lite0", weights: str | None = "default") -> Encoder:
     """`weights`: "default" (shipped Lite0 / Keras' InceptionV3 download), a file path, or None (random)."""
     if name == "efficientnet_lite0":
         return _lite0(weights)
@@ -81,14 +86,18 @@ def _lite0(weights) -> Encoder:
 
 
 def _inception_v3(weights) -> Encoder:
-    if weights in ("default", "imagenet"):
-        weights = "imagenet"
-    elif weights is not None and not Path(weights).is_file():
+    download = weights in ("default", "imagenet")
+    if not download and weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: InceptionV3 weights file not found")
     try:
-        network = keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=(299, 299, 3))
+        network = keras.applications.InceptionV3(
+            include_top=False, weights="imagenet" if download else weights, input_shape=(299, 299, 3))
     except Exception as error:   # Keras raises several kinds when the download or the file fails
-        raise RuntimeError(
-            f"InceptionV3 weights could not be loaded ({type(error).__name__}: {error}). Keras downloads "
-            "them from the internet; offline, pass a local .h5 file (--encoder-weights PATH)") from None
+        if download:
+            raise RuntimeError(
+                f"InceptionV3 ImageNet weights could not be downloaded ({type(error).__name__}: {error}). "
+                "Keras fetches them from the internet; offline, pass a local weights file "
+                "(--encoder-weights PATH, an .h5 file) or None for random weights") from None
+        raise ValueError(f"{weights}: not a readable InceptionV3 (include_top=False) weights file "
+                         f"({type(error).__name__}: {error})") from None
     return Encoder("inception_v3", network, 299, 1 / 127.5, -1.0)           # x / 127.5 - 1

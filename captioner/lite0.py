@@ -1,9 +1,12 @@
 """EfficientNet-Lite0 as a Keras 3 functional model, layer for layer like the PyTorch original.
 
 Lite0 is EfficientNet-B0 without squeeze-and-excitation, with ReLU6 everywhere and a fixed stem
-(32) and head (1280). Keras' "same" padding on the TensorFlow backend is TensorFlow's asymmetric
-padding, which is what the original weights were trained with. Layer names follow the PyTorch
-state dict (`_blocks.3._expand_conv` -> `blocks_3_expand_conv`) so the weight mapping is plain.
+(32) and head (1280). The original weights were trained with TensorFlow's "SAME" padding, which is
+asymmetric for stride 2 (the odd pixel goes bottom/right). Stride-2 convolutions here pad explicitly
+(`ZeroPadding2D` + "valid"), so the port does not depend on how a backend reads "same"; on the
+TensorFlow backend the two give bit-identical outputs (checked on photos and noise). Layer names
+follow the PyTorch state dict (`_blocks.3._expand_conv` -> `blocks_3_expand_conv`) so the weight
+mapping is plain.
 """
 from __future__ import annotations
 
@@ -18,9 +21,20 @@ STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
 
 
+def _pad_for(x, kernel: int, stride: int, name: str):
+    """TensorFlow "SAME" as explicit padding: (x, "valid") for the conv that follows."""
+    if stride == 1:
+        return x, "same"                      # symmetric for odd kernels: no ambiguity
+    size = int(x.shape[1])                    # square input, fixed at 224
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    pads = (total // 2, total - total // 2)   # e.g. 224, k3 -> (0, 1); 112, k5 -> (1, 2)
+    return keras.layers.ZeroPadding2D((pads, pads), name=name)(x), "valid"
+
+
 def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, bn_name: str, relu: bool = True):
-    x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=bn_name)(x)
+    x, padding = _pad_for(x, kernel, stride, name + "_pad")
+    x = keras.layers.Conv2D(filters, kernel, stride, padding=padding, use_bias=False, name=name)(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=bn_name)(x)
     return keras.layers.ReLU(6.0)(x) if relu else x
 
 
@@ -29,7 +43,8 @@ def _block(x, index: int, kernel: int, stride: int, expansion: int, filters_in: 
     inputs = x
     if expansion != 1:
         x = _conv_bn(x, filters_in * expansion, 1, 1, prefix + "expand_conv", prefix + "bn0")
-    x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False,
+    x, padding = _pad_for(x, kernel, stride, prefix + "pad")
+    x = keras.layers.DepthwiseConv2D(kernel, stride, padding=padding, use_bias=False,
                                      name=prefix + "depthwise_conv")(x)
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=prefix + "bn1")(x)
     x = keras.layers.ReLU(6.0)(x)
@@ -42,7 +57,7 @@ def _block(x, index: int, kernel: int, stride: int, expansion: int, filters_in: 
 def build_efficientnet_lite0(include_top: bool = False) -> keras.Model:
     """(B, 224, 224, 3) scaled as (x - 127) / 128 -> (B, 7, 7, 1280) features, or (B, 1000) logits."""
     inputs = keras.Input((224, 224, 3), name="image")
-    x = _conv_bn(inputs, 32, 3, 2, "conv_stem", "bn0")
+    x = _conv_bn(inputs, 32, 3, 2, "conv_stem", "bn0")                    # (B, 112, 112, 32)
     index = 0
     for repeats, kernel, stride, expansion, filters_in, filters_out in STAGES:
         for repeat in range(repeats):
@@ -51,8 +66,8 @@ def build_efficientnet_lite0(include_top: bool = False) -> keras.Model:
             index += 1
     x = _conv_bn(x, 1280, 1, 1, "conv_head", "bn1")                        # (B, 7, 7, 1280)
     if include_top:
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        x = keras.layers.Dense(1000, name="fc")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)          # (B, 1280)
+        x = keras.layers.Dense(1000, name="fc")(x)                          # (B, 1000) logits
     return keras.Model(inputs, x, name="efficientnet_lite0")
 
 
