@@ -21,6 +21,13 @@ BARS = {"object_recall": ">= 0.90", "object_precision": ">= 0.90", "setting_accu
         "count_accuracy": ">= 0.85", "pointing_game": ">= 0.70 and >= 2.5 x chance"}
 
 
+def shortfalls(figures: dict) -> list[str]:
+    """The quality bars this model does not reach, said plainly in its card."""
+    need = {"object_recall": 0.9, "object_precision": 0.9, "setting_accuracy": 0.9, "count_accuracy": 0.85,
+            "pointing_game": max(0.7, 2.5 * figures.get("pointing_chance", 0))}
+    return [f"{k} {figures[k]:.3f} < {v:.3f}" for k, v in need.items() if figures.get(k, 0) < v]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
@@ -124,6 +131,8 @@ cross-entropy {history['val_loss'][-1]:.3f}. Step timings (s): {json.dumps(timin
 | metric | value | bar |
 |---|---|---|
 {rows}
+
+Below the bar: {"; ".join(shortfalls(figures)) or "none"}.
 
 BLEU and CIDEr: pycocoevalcap (the standard COCO caption evaluation). Object, count, setting and
 pointing-game metrics as defined in the scene-world spec; the pointing game measures whether the
