@@ -168,4 +168,6 @@ def example_images(folder) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+    pictures = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+    # What the default model knows (scenes) first; the photos that show its limits after them.
+    return [str(p) for p in sorted(pictures, key=lambda p: (p.name.startswith("photo_"), p.name))]
