@@ -1,31 +1,50 @@
 """Images and URLs from anyone on the internet, loaded so that nothing they send can hurt the server.
 
-Every failure is an `InputError` whose message is safe to show in the UI. URLs are fetched with
-httpx over a transport pinned to the address that was checked (the technique of Gradio's
-`safehttpx`, made synchronous), with a stricter address check than safehttpx's (carrier-grade NAT,
-6to4/NAT64/Teredo wrappers, and every resolved address must be public, not just one), a size cap
-while streaming, a deadline over the whole download, and each redirect checked like the first URL.
+Every refusal is an `InputError` whose message is safe to show in the UI.
+
+Images: Pillow with a decoder allowlist (common web raster formats only), a pixel cap read from the
+header before any pixel is decoded, the first frame of animations, EXIF orientation, and every mode
+turned into plain RGB (transparency on white, 16-bit and float scaled, not clipped).
+
+URLs: Gradio's `safehttpx` has the right idea (resolve once, refuse non-public addresses, connect to
+the checked address, keep the host name for TLS) but is async, returns the first public address of a
+host that also has private ones, asks Google's DNS as a fallback, treats carrier-grade NAT and 6to4
+as public, has no size cap and no overall deadline (see shared/notes/url-fetching.md). So the same
+idea is built here on httpcore (httpx's own connection layer, public API): a small network backend
+that can only connect to the checked addresses and caps every socket operation by one deadline.
 """
 from __future__ import annotations
 
 import io
 import ipaddress
 import socket
+import ssl
 import time
-import warnings
+from collections.abc import Collection
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
-MAX_PIXELS = 40_000_000              # decompression-bomb cap (Pillow's own is 89 M with a warning)
+MAX_PIXELS = 40_000_000              # decompression-bomb cap (Pillow's own warns at 89 M, fails at 179 M)
 MAX_URL_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = 40 * 1024 * 1024    # encoded files, bytes and streams (uploads are capped lower by the app)
 MAX_REDIRECTS = 3
-FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "PPM", "ICO", "TGA")   # raster only
-# Ranges `ip.is_global` lets through that still lead somewhere private, or wrap another address.
-WRAPPERS = {ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")}
+# Common web raster formats only: every other Pillow decoder (EPS runs Ghostscript, ICO embeds PNGs
+# that skip our pixel cap, TGA has no magic number, ...) is attack surface the captioner does not need.
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "PPM")
+# Addresses that `ipaddress.is_global` calls public (in some Python patch releases) but that only
+# lead into a cloud host or an IETF special range: Azure's WireServer, and 192.0.0.0/24 (IETF
+# protocol assignments, with Oracle Cloud's metadata at 192.0.0.192), which Python 3.11.7 calls
+# global. The other metadata services (169.254.169.254, fd00:ec2::254, 100.100.100.200) are already
+# link-local, unique-local or carrier-grade NAT.
+NOT_PUBLIC = (ipaddress.ip_network("168.63.129.16/32"), ipaddress.ip_network("192.0.0.0/24"))
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64); ipaddress calls them global.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+USER_AGENT = b"captioner-image-fetch/1.0"
 
 
 class InputError(ValueError):
@@ -35,54 +54,71 @@ class InputError(ValueError):
 # --- images ------------------------------------------------------------------------------------
 
 def load_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """A path, bytes, file object, PIL image or numpy array -> a loaded RGB PIL image."""
-    if isinstance(source, Image.Image):
-        image = source
-    elif isinstance(source, np.ndarray):
-        image = _from_array(source)
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        image = _decode(bytes(source), max_pixels)
-    elif isinstance(source, (str, Path)):
-        image = _decode(_read_file(Path(source)), max_pixels)
-    elif hasattr(source, "read"):
-        image = _decode(source.read(), max_pixels)
-    else:
-        raise InputError(f"Cannot read an image from a {type(source).__name__}")
-    _check_size(image, max_pixels)
+    """A path, bytes, file object, PIL image or numpy array -> a fully loaded RGB PIL image.
+
+    Raises only `InputError`: Pillow's decoders fail in many ways on hostile files (OSError,
+    SyntaxError, ValueError, struct.error, EOFError, ...), so anything unexpected is wrapped too.
+    """
     try:
+        image = _open(source, max_pixels)
+        _check_size(image, max_pixels)                # again: a decoded frame may differ from its header
         return _to_rgb(ImageOps.exif_transpose(image))
     except InputError:
         raise
-    except Exception as error:   # Pillow's decoders fail in many ways on hostile files
-        raise InputError(f"The image could not be decoded ({type(error).__name__})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"The image is too large; the limit is {max_pixels / 1e6:g} megapixels") from None
+    except Exception as error:
+        raise InputError(f"The image could not be decoded ({type(error).__name__})") from error
 
 
-def _read_file(path: Path) -> bytes:
-    if not path.is_file():
+def _open(source, max_pixels: int) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode(bytes(source), max_pixels)
+    if isinstance(source, (str, Path)):
+        return _decode(_read_path(Path(source)), max_pixels)
+    if hasattr(source, "read"):
+        return _decode(_read_stream(source), max_pixels)
+    raise InputError(f"Cannot read an image from a {type(source).__name__}")
+
+
+def _read_path(path: Path) -> bytes:
+    if not path.is_file():                            # also refuses directories, FIFOs and /dev/zero
         raise InputError(f"No image file at {path.name or path}")
-    if path.stat().st_size > 4 * MAX_URL_BYTES:
-        raise InputError(f"The file is larger than {4 * MAX_URL_BYTES // 2 ** 20} MB")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"The file is larger than {MAX_FILE_BYTES / 2 ** 20:g} MB")
     return path.read_bytes()
+
+
+def _read_stream(stream) -> bytes:
+    data = stream.read(MAX_FILE_BYTES + 1)            # never read an endless stream whole
+    if not isinstance(data, (bytes, bytearray)):
+        raise InputError("The file was opened as text; an image needs binary data")
+    return bytes(data)
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise InputError("The file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"The file is larger than {MAX_FILE_BYTES / 2 ** 20:g} MB")
+    # Pillow's bomb check warns above 89 M pixels; we do not turn warnings into errors per call,
+    # because warnings.catch_warnings changes process-wide state and Gradio runs us in threads.
+    # Our own header check below (40 M by default) refuses those images anyway.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            _check_size(image, max_pixels)        # from the header, before any pixel is decoded
-            image.seek(0)                         # animations: the first frame
-            image.load()
-    except InputError:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        _check_size(image, max_pixels)                # from the header, before any pixel is decoded
+        image.seek(0)                                 # animations: the first frame
+        image.load()
+    except (InputError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise
     except Image.UnidentifiedImageError:
         raise InputError(f"Not an image, or not a supported format ({', '.join(FORMATS)})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"The image is too large; the limit is {max_pixels / 1e6:.0f} megapixels") from None
-    except Exception as error:   # truncated/corrupt files raise OSError, SyntaxError, ValueError, ...
-        raise InputError(f"The image file is damaged or truncated ({type(error).__name__})") from None
+    except Exception as error:                        # OSError, SyntaxError, struct.error, EOFError, ...
+        raise InputError(f"The image file is damaged or truncated ({type(error).__name__})") from error
     return image
 
 
@@ -92,152 +128,289 @@ def _check_size(image: Image.Image, max_pixels: int) -> None:
         raise InputError("The image is empty (zero pixels)")
     if width * height > max_pixels:
         raise InputError(f"The image is too large ({width}x{height}); the limit is "
-                         f"{max_pixels / 1e6:.0f} megapixels")
+                         f"{max_pixels / 1e6:g} megapixels")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any mode -> RGB: transparency on white, 16-bit/32-bit/float scaled to 0..255."""
-    if image.mode == "RGB":
-        return image.copy() if image.readonly else image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return _from_array(np.asarray(image))
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        return _to_rgb(Image.fromarray(_to_uint8(np.asarray(image))))   # -> 8-bit "L"
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
+        # Premultiplied "La" converts only to "LA" in Pillow; every other mode goes to RGBA directly.
+        rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image.convert("RGB")                       # a new image, never the caller's object
 
 
-def _scaled_to_bytes(values: np.ndarray) -> np.ndarray:
-    """Numbers of any range -> uint8: 0..1 floats, 8-bit, 16-bit, else min..max."""
-    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(values.min(initial=0)), float(values.max(initial=0))
-    if low >= 0 and high <= 1.0 and values.dtype.kind == "f":
-        values = values * 255
-    elif low >= 0 and high > 255:
-        values = values / 257 if high <= 65535 else (values - low) / max(high - low, 1e-12) * 255
-    elif low < 0:
-        values = (values - low) / max(high - low, 1e-12) * 255
-    return np.clip(np.round(values), 0, 255).astype(np.uint8)
-
-
-def _from_array(array: np.ndarray) -> Image.Image:
+def _from_array(array: np.ndarray, max_pixels: int) -> Image.Image:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of bool/int/float -> a PIL image."""
     if array.dtype.kind not in "biuf" or array.ndim not in (2, 3) or 0 in array.shape:
-        raise InputError(f"An image array must be (height, width[, 1|3|4]) numbers, not {array.dtype} "
-                         f"{array.shape}")
+        raise InputError(f"An image array must be (height, width[, 1|3|4]) numbers, not "
+                         f"{array.dtype} {array.shape}")
     if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
         raise InputError(f"An image array needs 1, 3 or 4 channels, not {array.shape[2]}")
-    pixels = array.astype(np.uint8) * 255 if array.dtype.kind == "b" else \
-        array if array.dtype == np.uint8 else _scaled_to_bytes(array)
+    if array.shape[0] * array.shape[1] > max_pixels:
+        raise InputError(f"The image is too large ({array.shape[1]}x{array.shape[0]}); the limit is "
+                         f"{max_pixels / 1e6:g} megapixels")
+    pixels = _to_uint8(array)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    return _to_rgb(image) if image.mode != "L" else image.convert("RGB")
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(pixels)))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Numbers -> 0..255, by what their type says about their range:
+
+    bool: False/True -> 0/255. uint8: as is. uint16: the full 16-bit range, /257.
+    Other integers (Pillow's 32-bit "I" mode, int16, ...): as is if within 0..255, /257 if within
+    0..65535 (16-bit data widened), else stretched min..max.
+    Floats: 0..1 if every value is within it (the usual float-image convention), else as is if
+    within 0..255, else stretched min..max; NaN and infinities count as 0. A float image in 0..255
+    that happens to stay within 0..1 (almost black) is therefore brightened: the price of guessing.
+    """
+    if values.dtype.kind == "b":
+        return values.astype(np.uint8) * 255
+    if values.dtype == np.uint8:
+        return values
+    if values.dtype.kind == "u" and values.dtype.itemsize == 2:
+        return np.round(values / 257).astype(np.uint8)
+    numbers = values.astype(np.float64)
+    numbers[~np.isfinite(numbers)] = 0
+    low, high = float(numbers.min()), float(numbers.max())
+    if low >= 0 and high <= 1 and values.dtype.kind == "f":
+        numbers = numbers * 255
+    elif low >= 0 and high <= 255:
+        pass
+    elif low >= 0 and high <= 65535 and values.dtype.kind in "iu":
+        numbers = numbers / 257
+    else:
+        # Halved first, so that a range as wide as float64's (-1e308..1e308) cannot overflow.
+        numbers = (numbers / 2 - low / 2) / max(high / 2 - low / 2, 1e-300) * 255
+    return np.clip(np.round(numbers), 0, 255).astype(np.uint8)
+
+
+# --- addresses ---------------------------------------------------------------------------------
+
+def check_address(ip: str) -> None:
+    """Refuse any address that is not plainly public, including IPv4 hidden inside IPv6 forms."""
+    try:
+        address = ipaddress.ip_address(str(ip).split("%")[0])     # drop an IPv6 zone ("%eth0")
+    except ValueError:
+        raise InputError("That address is not allowed (not an IP address)") from None
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return check_address(str(embedded))
+    if (not address.is_global or address.is_multicast or address.is_reserved
+            or address.is_unspecified or address.is_link_local or address.is_loopback
+            or getattr(address, "is_site_local", False)
+            or any(address in network for network in NOT_PUBLIC)):
+        raise InputError("That address is not allowed (private or local network)")
+
+
+def _embedded_ipv4(address):
+    """The IPv4 address an IPv6 address stands for: mapped, 6to4, Teredo or NAT64; else None."""
+    if address.version != 6:
+        return None
+    for embedded in (address.ipv4_mapped, address.sixtofour):
+        if embedded is not None:
+            return embedded
+    if address.teredo:
+        return address.teredo[1]                      # the client; the Teredo range is refused anyway
+    if any(address in network for network in NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 # --- URLs --------------------------------------------------------------------------------------
 
-def check_address(ip: str) -> None:
-    """Refuse any address that is not plainly public, including ones wrapped in IPv6 forms."""
-    try:
-        address = ipaddress.ip_address(ip.split("%")[0])
-    except ValueError:
-        raise InputError("That address is not allowed") from None
-    if address.version == 6:
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if embedded is None and any(address in net for net in WRAPPERS):
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return check_address(str(embedded))
-    if (not address.is_global or address.is_multicast or address.is_reserved
-            or address.is_unspecified or address.is_link_local or address.is_loopback):
-        raise InputError("That address is not allowed (private, local or reserved network)")
-
-
-def _check_url(url: str):
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise InputError("That is not a valid URL") from None
-    if parts.scheme not in ("http", "https"):
-        raise InputError("Only http and https URLs are allowed")
-    if parts.username is not None or parts.password is not None:
-        raise InputError("URLs with a user name or password are not allowed")
-    if not parts.hostname:
-        raise InputError("That URL has no host name")
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
-
-
-def _resolve(host: str, port: int, allowed: frozenset) -> str:
-    """Resolve once; every address must pass (a host with one private address is refused)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise InputError(f"Could not resolve the host {host[:100]}") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    for address in addresses:
-        if address not in allowed:
-            check_address(address)
-    return addresses[0]
-
-
 def fetch_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 10.0,
               connect_timeout: float = 5.0, max_redirects: int = MAX_REDIRECTS,
-              allowed_addresses=()) -> bytes:
-    """GET an image URL safely -> its bytes. `allowed_addresses` is for tests' loopback servers only."""
+              allow_private: bool = False, allow_ips: Collection[str] = ()) -> bytes:
+    """GET a public http(s) URL -> its body, at most `max_bytes`, within `timeout` seconds in all.
+
+    Redirects are followed by hand, each hop parsed, resolved and checked like the first URL.
+    `allow_private=True` turns the address check off and `allow_ips` lets exactly those addresses
+    through (e.g. a test's loopback server, while a redirect to 10.0.0.1 is still refused); both
+    are for tests only: the app never sets them.
+    """
     deadline = time.monotonic() + timeout
-    allowed = frozenset(allowed_addresses)
+    allowed = frozenset(ipaddress.ip_address(ip) for ip in allow_ips)
     for _ in range(max_redirects + 1):
-        host, port = _check_url(url)
-        address = _resolve(host, port, allowed)
-        left = max(deadline - time.monotonic(), 0.05)   # one deadline over every hop and every read
-        try:
-            with httpx.Client(transport=PinnedTransport(address), trust_env=False, follow_redirects=False,
-                              timeout=httpx.Timeout(left, connect=min(connect_timeout, left))) as client:
-                with client.stream("GET", url, headers={"Accept": "image/*", "User-Agent": "captioner"}) as reply:
-                    if reply.is_redirect and "location" in reply.headers:
-                        url = urljoin(url, reply.headers["location"])
-                        continue
-                    if reply.status_code != 200:
-                        raise InputError(f"HTTP error {reply.status_code} fetching the URL")
-                    return _read_capped(reply, max_bytes, deadline)
-        except httpx.TimeoutException:
-            raise InputError("Timed out fetching the URL") from None
-        except httpx.HTTPError as error:
-            raise InputError(f"Could not fetch the URL ({type(error).__name__})") from None
+        target = _parse_url(url)
+        addresses = _resolve(target, allow_private, allowed)
+        next_url, body = _get(target, addresses, deadline, connect_timeout, max_bytes)
+        if next_url is None:
+            return body
+        url = next_url
     raise InputError(f"Too many redirects (more than {max_redirects})")
 
 
-def _read_capped(reply, max_bytes: int, deadline: float) -> bytes:
-    too_big = InputError(f"The image is larger than {max_bytes / 2 ** 20:g} MB")
-    declared = reply.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_big
-    body = bytearray()
-    for chunk in reply.iter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_big
-        if time.monotonic() > deadline:
-            raise InputError("Timed out fetching the URL")
-    return bytes(body)
-
-
 def load_image_url(url: str, *, max_pixels: int = MAX_PIXELS, **fetch_options) -> Image.Image:
+    """fetch_url, then load_image: whatever the server says the content type is, only bytes
+    Pillow opens as an allowed image format are accepted."""
     return load_image(fetch_url(url, **fetch_options), max_pixels=max_pixels)
 
 
-class PinnedTransport(httpx.HTTPTransport):
-    """Connect to the checked address; keep the host name for Host, TLS SNI and certificates."""
+def _parse_url(url) -> httpx.URL:
+    """One parser for everything (httpx's, RFC 3986 with IDNA): the host we check is the host we
+    ask for, and no second parser can read the URL differently."""
+    try:
+        target = httpx.URL(str(url).strip())
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise InputError("That is not a valid URL") from None
+    if target.scheme not in ("http", "https"):
+        raise InputError("Only http and https URLs are allowed")
+    if target.userinfo:
+        raise InputError("URLs with a user name or password are not allowed")
+    if not target.raw_host:
+        raise InputError("That URL has no host name")
+    if target.port is not None and not 0 < target.port < 65536:
+        raise InputError("That is not a valid URL (bad port)")
+    return target
 
-    def __init__(self, address: str):
-        super().__init__(retries=0)
-        self.address = address
 
-    def handle_request(self, request):
-        host = request.url.host
-        request.url = request.url.copy_with(host=self.address)
-        request.headers["Host"] = host if request.url.port is None else f"{host}:{request.url.port}"
-        request.extensions = {**request.extensions, "sni_hostname": host}
-        return super().handle_request(request)
+def _host(target: httpx.URL) -> str:
+    return target.raw_host.decode("ascii")            # IDNA-encoded, percent-escaped: safe to show
+
+
+def _resolve(target: httpx.URL, allow_private: bool, allowed: frozenset) -> list[str]:
+    """One DNS lookup per hop. Refuse the host if ANY address is not public: the order of the
+    answers is the attacker's to choose, and a retry could use another one."""
+    host = _host(target)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        raise InputError(f"Could not reach host {host[:100]} (the name does not resolve)") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos
+                                   if info[0] in (socket.AF_INET, socket.AF_INET6)))
+    if not addresses:
+        raise InputError(f"Could not reach host {host[:100]} (no IP address)")
+    for address in addresses:
+        if not allow_private and ipaddress.ip_address(address.split("%")[0]) not in allowed:
+            check_address(address)
+    return addresses
+
+
+def _get(target: httpx.URL, addresses: list[str], deadline: float, connect_timeout: float,
+         max_bytes: int) -> tuple[httpx.URL | None, bytes]:
+    """One request -> (the redirect's next URL, b"") or (None, the body)."""
+    request_url = httpcore.URL(scheme=target.raw_scheme, host=target.raw_host, port=target.port,
+                               target=target.raw_path)
+    headers = [(b"Host", target.netloc), (b"Accept", b"image/*"), (b"User-Agent", USER_AGENT),
+               (b"Accept-Encoding", b"identity")]     # nothing for us to decompress: no zip bombs
+    # httpcore reads no proxy settings from the environment (a proxy would defeat the pinning),
+    # does not follow redirects, and verifies TLS against certifi's roots for the URL's host name.
+    backend = _PinnedBackend(_host(target), addresses, deadline)
+    try:
+        left = _seconds_left(deadline, httpcore.ConnectTimeout)
+        timeouts = {"connect": min(connect_timeout, left), "read": left, "write": left, "pool": left}
+        with httpcore.ConnectionPool(network_backend=backend, retries=0) as pool, \
+                pool.stream("GET", request_url, headers=headers, extensions={"timeout": timeouts}) as reply:
+            reply_headers = httpx.Headers(reply.headers)
+            if reply.status in REDIRECT_CODES and "location" in reply_headers:
+                return target.join(reply_headers["location"]), b""
+            if reply.status != 200:
+                raise InputError(f"HTTP error {reply.status} fetching the URL")
+            return None, _read_capped(reply.iter_stream(), reply_headers, max_bytes)
+    except httpcore.TimeoutException:
+        raise InputError("Timed out fetching the URL") from None
+    except httpcore.ConnectError as error:
+        why = " (its TLS certificate is not valid)" if _caused_by(error, ssl.SSLCertVerificationError) else ""
+        raise InputError(f"Could not reach host {_host(target)[:100]}{why}") from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpx.InvalidURL, OSError):
+        raise InputError("Could not fetch the URL (the connection broke or the reply was malformed)") \
+            from None
+
+
+def _caused_by(error: BaseException, kind: type) -> bool:
+    """Whether `kind` is in the exception's chain (httpcore re-raises socket and TLS errors)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _read_capped(chunks, headers: httpx.Headers, max_bytes: int) -> bytes:
+    too_big = InputError(f"The image is larger than {max_bytes / 2 ** 20:g} MB")
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:          # refuse before reading a byte
+        raise too_big
+    body = bytearray()
+    for chunk in chunks:                                          # chunked or unsized bodies too
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_big
+    return bytes(body)
+
+
+def _seconds_left(deadline: float, timeout_error) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise timeout_error("deadline passed")
+    return left
+
+
+def _within(deadline: float, timeout: float | None, timeout_error) -> float:
+    """A socket operation's timeout, cut so that it ends by the deadline (httpcore's timeouts are
+    per operation: a server sending one byte a second would otherwise never time out)."""
+    left = _seconds_left(deadline, timeout_error)
+    return left if timeout is None else min(timeout, left)
+
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """httpcore's own socket backend, with two changes: it connects only to the addresses that
+    were checked (tried in order, like socket.create_connection; the URL's host name stays in the
+    request for the Host header, TLS SNI and certificate checks, and no second DNS lookup can swap
+    the address), and every socket operation ends by the deadline."""
+
+    def __init__(self, host: str, addresses: list[str], deadline: float):
+        self._host, self._addresses, self._deadline = host, addresses, deadline
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        if host != self._host:                        # this backend serves one checked host only
+            raise httpcore.ConnectError(f"not the checked host: {host}")
+        error = httpcore.ConnectError("no address")
+        for address in self._addresses:
+            try:
+                stream = self._backend.connect_tcp(
+                    address, port, _within(self._deadline, timeout, httpcore.ConnectTimeout),
+                    local_address, socket_options)
+                return _DeadlineStream(stream, self._deadline)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failure:
+                error = failure
+        raise error
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise httpcore.ConnectError("Unix sockets are never used")
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connected stream whose reads and writes all end by the deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float):
+        self._stream, self._deadline = stream, deadline
+
+    def read(self, max_bytes, timeout=None):
+        return self._stream.read(max_bytes, _within(self._deadline, timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer, timeout=None):
+        self._stream.write(buffer, _within(self._deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self):
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        timeout = _within(self._deadline, timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout), self._deadline)
+
+    def get_extra_info(self, info):
+        return self._stream.get_extra_info(info)
