@@ -41,6 +41,10 @@ def test_coco_formats(scenes):
     assert all(len(set(v)) == 5 for v in per_image.values()) and len(per_image) == 60
     names = {c["name"] for c in instances["categories"]}
     assert names == {o.coco_category for o in tables.objects()} and "person" in names
+    assert all(c["id"] == tables.COCO_IDS[c["name"]] for c in instances["categories"])   # COCO's own ids
+    assert [{k: im[k] for k in ("id", "file_name", "width", "height")} for im in instances["images"]] \
+        == captions["images"]
+    assert all((scenes / "a" / "images" / im["file_name"]).is_file() for im in captions["images"])
     settings = set(tables.settings())
     assert all(im["setting"] in settings for im in instances["images"])
     for note in instances["annotations"]:
@@ -98,6 +102,22 @@ def test_rendered_relations_hold_in_the_dataset(scenes):
         assert relation(*groups, 160) == words[0], note["caption"]
         checked += 1
     assert checked >= 5
+
+
+def test_actors_are_people_in_boxes_and_captions(scenes):
+    captions = json.loads((scenes / "a" / "captions.json").read_text())
+    actor_words = {"surfing", "skiing", "snowboarding", "cycling", "rowing", "swimming", "walking", "running"}
+    with_actor = {n["image_id"] for n in captions["annotations"] if actor_words & set(n["caption"].split())}
+    assert with_actor                                                  # the sample has actors
+    for note in captions["annotations"]:
+        if note["image_id"] in with_actor:
+            assert "a person" in note["caption"], note["caption"]
+
+
+def test_summary(tmp_path):
+    summary = render_dataset(tmp_path, 3, seed=1, image_size=96)
+    assert summary["n_images"] == 3 and summary["seconds"] >= 0 and summary["images_per_second"] > 0
+    assert len(list((tmp_path / "images").iterdir())) == 3
 
 
 def test_missing_font_is_a_clear_error(monkeypatch, tmp_path):

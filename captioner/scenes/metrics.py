@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from functools import lru_cache
 
 import numpy as np
 
@@ -18,14 +19,15 @@ COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
 MEASURE_WORDS = {"pair", "pairs", "piece", "pieces"}
 
 
-def noun_phrases() -> list[tuple[tuple[str, ...], str]]:
+@lru_cache(maxsize=None)
+def noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
     """(words, kind noun) for every singular and plural form, longest first."""
     phrases = {}
     for kind in tables.objects():
         phrases[tuple(kind.noun.split())] = kind.noun
         plural = kind.plural.split()
         phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.noun
-    return sorted(phrases.items(), key=lambda item: -len(item[0]))
+    return tuple(sorted(phrases.items(), key=lambda item: -len(item[0])))
 
 
 def find_nouns(words: list[str]) -> list[tuple[str, int, int | None]]:
@@ -119,8 +121,12 @@ def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -
     return bool(hit), float(covered.mean())
 
 
-def caption_scores(references: dict, hypotheses: dict) -> dict:
-    """BLEU-1..4 and CIDEr from pycocoevalcap (METEOR too where Java runs), like the COCO server."""
+def caption_scores(references: dict, hypotheses: dict, meteor: bool = True) -> dict:
+    """BLEU-1..4 and CIDEr from pycocoevalcap (METEOR too where Java runs), like the COCO server.
+
+    references: {image id: [captions]}; hypotheses: {image id: caption}. METEOR's Java start-up
+    (loading its paraphrase table) takes several seconds: `meteor=False` skips it.
+    """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     refs, hyps = _tokenised(references, hypotheses)
@@ -128,7 +134,7 @@ def caption_scores(references: dict, hypotheses: dict) -> dict:
     cider, _ = Cider().compute_score(refs, hyps)
     scores = {f"bleu{n + 1}": round(float(b), 4) for n, b in enumerate(bleu)}
     scores["cider"] = round(float(cider), 4)
-    if shutil.which("java"):
+    if meteor and shutil.which("java"):
         try:
             from pycocoevalcap.meteor.meteor import Meteor
             scores["meteor"] = round(float(Meteor().compute_score(refs, hyps)[0]), 4)
