@@ -104,12 +104,25 @@ def beam_search(model, features, max_length, beam_size, length_alpha):
                              tf.gather(attention, parent))
         finished = tf.gather(finished, parent) | tf.equal(tokens, END)
         steps = t + 1
-        if tf.reduce_all(finished):
+        if tf.reduce_all(finished) or _cannot_be_beaten(scores, ids, finished, max_length, length_alpha):
             break
-    lengths = tf.reduce_sum(tf.cast((ids != PAD), tf.float32)[:, :steps], 1)  # words + <end>
-    best = tf.argmax(scores / tf.pow(tf.maximum(lengths, 1.0), length_alpha))
+    best = tf.argmax(_normalised(scores, ids, length_alpha))
     return (ids[best][None, :steps], probs[best][None, :steps],
             attention[best][None, :steps], scores[best][None])
+
+
+def _normalised(scores, ids, length_alpha):
+    lengths = tf.reduce_sum(tf.cast(ids != PAD, tf.float32), 1)              # words + <end> so far
+    return scores / tf.pow(tf.maximum(lengths, 1.0), length_alpha)
+
+
+def _cannot_be_beaten(scores, ids, finished, max_length, length_alpha):
+    """True when no live beam can end above the best finished one: a live beam's log-probability
+    only falls, so its best possible normalised score is today's score / max_length ** alpha."""
+    best_done = tf.reduce_max(tf.where(finished, _normalised(scores, ids, length_alpha), NEG_INF))
+    longest = tf.pow(tf.cast(max_length, tf.float32), length_alpha)
+    best_live = tf.reduce_max(tf.where(finished, NEG_INF, scores / longest))
+    return best_done >= best_live
 
 
 class Decoder:
