@@ -111,9 +111,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     from .api import Captioner, default_checkpoint_path
-    from .bench import default_image, markdown_table, run_benchmarks
+    from .bench import example_images, markdown_table, run_benchmarks
     model = Captioner.load(args.checkpoint or default_checkpoint_path())
-    figures = run_benchmarks(model, args.image or default_image(), repeats=args.repeats)
+    images = [args.image] if args.image else example_images()
+    figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images)
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text("# Benchmarks\n\n" + markdown_table(figures))
@@ -187,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed of encoding, decoding and training vs the eager way")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--image", default=None)
+    p.add_argument("--image", default=None, help="time everything on this image (default: the example scenes "
+                   "for decoding, the first of them for the rest)")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--markdown", default=None, help="also write the figures as a Markdown table here")
     p.add_argument("--json", action="store_true")

@@ -69,58 +69,81 @@ def sample_search(model, features, max_length, temperature, top_k, seed):
     return _choose_and_record(model, features, max_length, choose)
 
 
-def beam_search(model, features, max_length, beam_size, length_alpha):
+def beam_step(model, tokens, hidden, projected, keys, scores, lengths):
+    """One step of K beams -> the K best continuations: words, parent beams, reordered hidden state,
+    scores, lengths and the attention of the step that chose each word, all (K, ...)."""
+    k, vocab = tf.shape(tokens)[0], model.config.vocab_size
+    log_probs, (hidden, _, _), attention = _log_probs(model, tokens, (hidden, projected, keys))
+    pad_only = tf.constant([[0.0] + [NEG_INF] * (vocab - 1)])                 # (1, V): PAD is id 0
+    log_probs = tf.where(_finished(tokens)[:, None], pad_only, log_probs)      # (K, V)
+    scores, flat = tf.math.top_k(tf.reshape(scores[:, None] + log_probs, [-1]), k)
+    parent, tokens = flat // vocab, flat % vocab                               # (K,), (K,)
+    lengths = tf.gather(lengths, parent) + tf.cast(tokens != PAD, tf.float32)  # <pad> only after <end>
+    return tokens, parent, tf.gather(hidden, parent), scores, lengths, tf.gather(attention, parent)
+
+
+def beam_search(model, features, max_length, beam_size, length_alpha, advance=None):
     """Beam search for ONE image (1, N, C), all beams run as one batch of size K.
 
     Finished beams stay in the batch and extend with <pad> at no cost, so shapes never change and
-    the loop compiles; if <end> never comes, beams simply stop at `max_length`. The best beam is
-    picked by log-probability / length ** length_alpha (length normalisation, Wu et al. 2016).
+    the loop compiles; if <end> never comes, beams simply stop at `max_length`. A step records only
+    each beam's word, parent beam, attention and score; the best caption is read back through the
+    parents at the end. The loop carries as few tensors as it can: on a CPU each one costs
+    control-flow work at every step. The best beam is picked by log-probability / length **
+    length_alpha (length normalisation, Wu et al. 2016).
     """
     k = beam_size
-    projected, keys, hidden = model.encode(tf.tile(features, [k, 1, 1]))       # (K, N, E)
-    state = (hidden, projected, keys)
-    cells = tf.shape(projected)[1]
-    scores = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)                  # only beam 0 is live
+    projected, keys, hidden = model.encode(features)                          # (1, N, E), (1, N, U), (1, U)
+    # Every beam looks at the same image: tile once; only the hidden state is reordered per step.
+    projected, keys, hidden = (tf.repeat(x, k, axis=0) for x in (projected, keys, hidden))
+    advance = advance or (lambda *state: beam_step(model, *state))
+    longest = tf.pow(tf.cast(max_length, tf.float32), length_alpha)
+    scores = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)                  # (K,): only beam 0 is live
     tokens = tf.fill([k], START)
-    finished = tf.zeros([k], tf.bool)
-    ids = tf.zeros([k, max_length], tf.int32)
-    probs = tf.zeros([k, max_length])
-    attention = tf.zeros([k, max_length, cells])
-    steps = tf.constant(0)
+    lengths = tf.zeros([k])                                                    # words + <end> so far
+    words_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)            # per step (K, 2): word, parent
+    looks_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)          # per step (K, N + 1): attention, score
     for t in tf.range(max_length):
-        log_probs, state, step_attention = _log_probs(model, tokens, state)   # (K, V)
-        vocab = tf.shape(log_probs)[1]
-        pad_only = tf.where(tf.range(vocab) == PAD, 0.0, NEG_INF)[None, :]
-        log_probs = tf.where(finished[:, None], pad_only, log_probs)
-        candidates = tf.reshape(scores[:, None] + log_probs, [-1])            # (K * V,)
-        scores, flat = tf.math.top_k(candidates, k)
-        parent, tokens = flat // vocab, flat % vocab                           # (K,), (K,)
-        state = tuple(tf.gather(s, parent) for s in state)
-        here = tf.one_hot(t, max_length, on_value=True, off_value=False)[None, :]   # (1, L)
-        ids = tf.where(here, tokens[:, None], tf.gather(ids, parent))
-        word_probs = tf.exp(tf.gather_nd(log_probs, tf.stack([parent, tokens], 1)))
-        probs = tf.where(here, word_probs[:, None], tf.gather(probs, parent))
-        attention = tf.where(here[..., None], tf.gather(step_attention, parent)[:, None, :],
-                             tf.gather(attention, parent))
-        finished = tf.gather(finished, parent) | tf.equal(tokens, END)
-        steps = t + 1
-        if tf.reduce_all(finished) or _cannot_be_beaten(scores, ids, finished, max_length, length_alpha):
+        tokens, parent, hidden, scores, lengths, attention = advance(tokens, hidden, projected, keys, scores, lengths)
+        words_ta = words_ta.write(t, tf.stack([tokens, parent], 1))
+        looks_ta = looks_ta.write(t, tf.concat([attention, scores[:, None]], 1))
+        if _cannot_be_beaten(scores, lengths, _finished(tokens), longest, length_alpha):
             break
-    best = tf.argmax(_normalised(scores, ids, length_alpha))
-    return (ids[best][None, :steps], probs[best][None, :steps],
-            attention[best][None, :steps], scores[best][None])
+    best = tf.argmax(_normalised(scores, lengths, length_alpha), output_type=tf.int32)
+    words, looks = words_ta.stack(), looks_ta.stack()                         # (T, K, 2), (T, K, N + 1)
+    path = _backtrack(words[:, :, 1], best)                                    # (T, 2): [step, beam]
+    looked = tf.gather_nd(looks, path)                                         # (T, N + 1)
+    path_scores = looked[:, -1]                                                # (T,) log-prob so far
+    word_probs = tf.exp(path_scores - tf.concat([[0.0], path_scores[:-1]], 0))
+    return (tf.gather_nd(words[:, :, 0], path)[None], word_probs[None], looked[None, :, :-1],
+            scores[best][None])
 
 
-def _normalised(scores, ids, length_alpha):
-    lengths = tf.reduce_sum(tf.cast(ids != PAD, tf.float32), 1)              # words + <end> so far
+def _finished(tokens):
+    """A beam is finished once its last word is <end> (or the <pad> that follows it)."""
+    return (tokens == END) | (tokens == PAD)
+
+
+def _backtrack(parents, last_beam):
+    """parents (T, K): the beam each step's beam came from -> (T, 2) [step, beam] of one caption."""
+    steps = tf.shape(parents)[0]
+    beams = tf.TensorArray(tf.int32, size=steps)
+    beam = last_beam
+    for t in tf.range(steps - 1, -1, -1):
+        beams = beams.write(t, beam)
+        beam = parents[t, beam]
+    return tf.stack([tf.range(steps), beams.stack()], axis=1)
+
+
+def _normalised(scores, lengths, length_alpha):
     return scores / tf.pow(tf.maximum(lengths, 1.0), length_alpha)
 
 
-def _cannot_be_beaten(scores, ids, finished, max_length, length_alpha):
-    """True when no live beam can end above the best finished one: a live beam's log-probability
-    only falls, so its best possible normalised score is today's score / max_length ** alpha."""
-    best_done = tf.reduce_max(tf.where(finished, _normalised(scores, ids, length_alpha), NEG_INF))
-    longest = tf.pow(tf.cast(max_length, tf.float32), length_alpha)
+def _cannot_be_beaten(scores, lengths, finished, longest, length_alpha):
+    """True when no live beam can end above the best finished one (or none is live): a live beam's
+    log-probability only falls, so its best possible normalised score is today's score / longest,
+    longest = max_length ** alpha."""
+    best_done = tf.reduce_max(tf.where(finished, _normalised(scores, lengths, length_alpha), NEG_INF))
     best_live = tf.reduce_max(tf.where(finished, NEG_INF, scores / longest))
     return best_done >= best_live
 
@@ -137,8 +160,13 @@ class Decoder:
         self.greedy = compile_(lambda f, n: greedy_search(model, f, n))
         self.sample = compile_(lambda f, n, temp, top_k, seed: sample_search(model, f, n, temp, top_k, seed),
                                scalar_float, scalar_int, tf.TensorSpec([2], tf.int32))
-        self.beam = compile_(lambda f, n, k, alpha: beam_search(model, f, n, k, alpha),
+        # XLA fuses a beam step's small ops (K rows of attention, GRU, top-k, reordering) into a
+        # few kernels: ~10% faster beam-3 on a 2-core CPU. Traced once; XLA compiles it once per beam
+        # size (it needs static shapes) and caches that, so nothing retraces per caption.
+        self._beam_step = tf.function(lambda *state: beam_step(model, *state), jit_compile=True)
+        self.beam = compile_(lambda f, n, k, alpha: beam_search(model, f, n, k, alpha, self._beam_step),
                              scalar_int, scalar_float)
 
     def tracing_count(self) -> int:
-        return sum(fn.experimental_get_tracing_count() for fn in (self.greedy, self.sample, self.beam))
+        functions = (self.greedy, self.sample, self.beam, self._beam_step)
+        return sum(fn.experimental_get_tracing_count() for fn in functions)

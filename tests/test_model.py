@@ -90,6 +90,39 @@ def test_beam_search_is_at_least_as_likely_as_greedy(decoder):
     assert float(beam_lp[0]) >= greedy_lp - 1e-4
 
 
+def reference_beam(model, f, max_length, k, alpha):
+    """Textbook beam search in numpy over eager decoder steps, every step run, no early stop."""
+    projected, keys, hidden = model.encode(f)
+    beams = [([], 0.0, hidden, False)]                           # words, log-prob, state, finished
+    for _ in range(max_length):
+        candidates = []
+        for words, score, state, done in beams:
+            if done:
+                candidates.append((words + [0], score, state, True))
+                continue
+            token = tf.constant([words[-1] if words else 1])
+            logits, new_state, _ = model.step(token, state, projected, keys)
+            logits = logits.numpy()[0].astype(np.float64)
+            logits[[0, 1]] = -np.inf                              # never <pad> or <start>
+            log_probs = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            candidates += [(words + [w], score + log_probs[w], new_state, w == END) for w in range(len(logits))]
+        beams = sorted(candidates, key=lambda c: -c[1])[:k]
+    normalised = [score / max(len([w for w in words if w != 0]), 1) ** alpha for words, score, _, _ in beams]
+    words, score, _, _ = beams[int(np.argmax(normalised))]
+    return [w for w in words if w != 0], score
+
+
+@pytest.mark.parametrize("k, alpha", [(2, 0.0), (3, 0.7), (5, 1.0)])
+def test_beam_search_finds_what_a_textbook_beam_search_finds(model, decoder, k, alpha):
+    for seed in range(4):
+        f = features(1, 20 + seed)
+        ids, probs, _, log_prob = [x.numpy() for x in decoder.beam(f, tf.constant(6), tf.constant(k), tf.constant(alpha))]
+        words, score = reference_beam(model, f, 6, k, alpha)
+        assert [w for w in ids[0] if w != 0] == words
+        assert float(log_prob[0]) == pytest.approx(score, abs=1e-4)
+        assert float(np.log(probs[0]).sum()) == pytest.approx(score, abs=1e-4)   # per-word probs add up
+
+
 def test_sampling_with_a_seed_repeats_and_seeds_differ(decoder):
     f = tf.repeat(features(1), 6, axis=0)
     run = lambda seed: decoder.sample(f, tf.constant(8), tf.constant(1.5), tf.constant(0), tf.constant([seed, 0]))[0].numpy()
@@ -125,6 +158,7 @@ def test_compiled_decoding_does_not_retrace(decoder):
     for n in range(1, 6):
         decoder.greedy(features(n, n), tf.constant(3 + n))
         decoder.beam(features(1, n), tf.constant(3 + n), tf.constant(n), tf.constant(0.5))
+        decoder.beam(features(1, n + 9), tf.constant(9 - n), tf.constant(n), tf.constant(0.7))
     assert decoder.tracing_count() == before
 
 
