@@ -37,6 +37,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     clip_norm: float = 5.0
     attention_lambda: float = 1.0  # doubly stochastic attention regularisation (Xu et al. eq. 14)
+    attention_supervision: float = 0.0   # weight of the box loss on noun steps (grounding.py); 0 = off
+    instances: str = ""            # COCO instances.json with boxes, for attention_supervision
     vocab_top_k: int = 5000
     max_caption_words: int = 24    # longer training captions are cut
     val_fraction: float = 0.05

@@ -140,14 +140,20 @@ def pad_captions(tokens: list[list[int]], length: int) -> np.ndarray:
 
 def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[int]],
                     batch_size: int, max_words: int, shuffle: bool, seed: int = 0,
-                    drop_remainder: bool = False) -> tf.data.Dataset:
+                    drop_remainder: bool = False, grounding=None) -> tf.data.Dataset:
     """Batches ((features (B,N,C), inputs (B,L)), targets (B,L)), L = max_words + 1.
 
     Captions are padded with <pad> = 0 to one fixed length so the compiled train step is traced
     once; the loss masks the pads out (`targets != 0`). Features are gathered per batch, so a
-    memory-mapped cache larger than RAM works too.
+    memory-mapped cache larger than RAM works too. With `grounding` = (regions (n, L), cells (R, N))
+    from `grounding.caption_object_cells`, each batch also carries the cells of the object that
+    each target word names, (B, L, N), all zero where a word names none.
     """
-    data = tf.data.Dataset.from_tensor_slices((rows, pad_captions(tokens, max_words + 2)))
+    columns = (rows, pad_captions(tokens, max_words + 2))
+    if grounding is not None:   # the cells table gets one zero row last, for steps that name no object
+        columns += (np.where(grounding[0] < 0, len(grounding[1]), grounding[0]),)
+        object_cells = tf.constant(np.concatenate([grounding[1], np.zeros((1, grounding[1].shape[1]), np.float32)]))
+    data = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
         data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size, drop_remainder=drop_remainder)
@@ -155,8 +161,10 @@ def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[in
     def gather(batch_rows):
         return np.asarray(features[np.asarray(batch_rows)], np.float32)
 
-    def to_model(batch_rows, ids):
+    def to_model(batch_rows, ids, regions=None):
         feats = tf.numpy_function(gather, [batch_rows], tf.float32)
         feats.set_shape([None, features.shape[1], features.shape[2]])
-        return (feats, ids[:, :-1]), ids[:, 1:]
+        if grounding is None:
+            return (feats, ids[:, :-1]), ids[:, 1:]
+        return (feats, ids[:, :-1]), ids[:, 1:], tf.gather(object_cells, regions)   # (B, L, N)
     return data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -39,6 +39,8 @@ def test_coco_formats(scenes):
     for note in captions["annotations"]:
         per_image.setdefault(note["image_id"], []).append(note["caption"])
     assert all(len(set(v)) == 5 for v in per_image.values()) and len(per_image) == 60
+    for notes in (captions["annotations"], instances["annotations"]):   # ids unique over the file, as in COCO
+        assert sorted(n["id"] for n in notes) == list(range(1, len(notes) + 1))
     names = {c["name"] for c in instances["categories"]}
     assert names == {o.coco_category for o in tables.objects()} and "person" in names
     assert all(c["id"] == tables.COCO_IDS[c["name"]] for c in instances["categories"])   # COCO's own ids

@@ -89,9 +89,11 @@ def _write_coco(out: Path, scenes: list[dict], size: int) -> None:
     for image_id, scene in enumerate(scenes, start=1):
         entry = {"id": image_id, "file_name": scene["file_name"], "width": size, "height": size}
         images.append(entry)
-        captions += [{"id": len(captions) + 1, "image_id": image_id, "caption": c} for c in scene["captions"]]
-        boxes += [{"id": len(boxes) + 1, "image_id": image_id, "category_id": tables.COCO_IDS[name],
-                   "bbox": [int(v) for v in box]} for name, box in scene["objects"]]
+        # Annotation ids are unique over the whole file, as in COCO.
+        captions += [{"id": len(captions) + n, "image_id": image_id, "caption": c}
+                     for n, c in enumerate(scene["captions"], start=1)]
+        boxes += [{"id": len(boxes) + n, "image_id": image_id, "category_id": tables.COCO_IDS[name],
+                   "bbox": [int(v) for v in box]} for n, (name, box) in enumerate(scene["objects"], start=1)]
     categories = [{"id": tables.COCO_IDS[name], "name": name}
                   for name in sorted({o.coco_category for o in tables.objects()}, key=tables.COCO_IDS.get)]
     with_setting = [{**entry, "setting": scene["setting"]} for entry, scene in zip(images, scenes)]

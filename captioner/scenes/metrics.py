@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..grounding import box_cells, match_phrases
 from . import tables
 
 COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
@@ -21,28 +22,19 @@ MEASURE_WORDS = {"pair", "pairs", "piece", "pieces"}
 
 @lru_cache(maxsize=None)
 def noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
-    """(words, kind noun) for every singular and plural form, longest first."""
+    """(words, kind noun) for every singular and plural form."""
     phrases = {}
     for kind in tables.objects():
         phrases[tuple(kind.noun.split())] = kind.noun
         plural = kind.plural.split()
         phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.noun
-    return tuple(sorted(phrases.items(), key=lambda item: -len(item[0])))
+    return tuple(phrases.items())
 
 
 def find_nouns(words: list[str]) -> list[tuple[str, int, int | None]]:
     """-> (kind noun, index of the noun's LAST word, count or None) for each noun named."""
-    found, i = [], 0
-    phrases = noun_phrases()
-    while i < len(words):
-        for phrase, noun in phrases:
-            if tuple(words[i:i + len(phrase)]) == phrase:
-                end = i + len(phrase) - 1
-                found.append((noun, end, _count_before(words, i)))
-                i = end
-                break
-        i += 1
-    return found
+    return [(noun, end, _count_before(words, start))
+            for noun, start, end in match_phrases(words, dict(noun_phrases()))]
 
 
 def _count_before(words: list[str], start: int) -> int | None:
@@ -109,14 +101,12 @@ def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -
     Chance is the share of the image those grown boxes cover (their union).
     """
     grid_h, grid_w = attention.shape
-    cell_w, cell_h = width / grid_w, height / grid_h
     row, col = np.unravel_index(int(np.argmax(attention)), attention.shape)
-    cx, cy = (col + 0.5) * cell_w, (row + 0.5) * cell_h
+    hit = box_cells(kind_boxes, width, height, grid_h, grid_w)[row, col]
+    cell_w, cell_h = width / grid_w, height / grid_h
     covered = np.zeros((height, width), bool)
-    hit = False
     for x, y, w, h in kind_boxes:
         x0, y0, x1, y1 = x - cell_w / 2, y - cell_h / 2, x + w + cell_w / 2, y + h + cell_h / 2
-        hit |= x0 <= cx <= x1 and y0 <= cy <= y1
         covered[max(int(y0), 0):int(np.ceil(y1)), max(int(x0), 0):int(np.ceil(x1))] = True
     return bool(hit), float(covered.mean())
 
