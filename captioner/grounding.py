@@ -62,17 +62,24 @@ def category_phrases(category_names) -> dict[tuple[str, ...], str]:
     """Words that name each category: the scene world's nouns and plurals where its table has them,
     else the category name and its plural with an "s" (a rough rule, enough for most COCO names)."""
     from .scenes import tables
-    from .scenes.metrics import MEASURE_WORDS
+    from .scenes.metrics import noun_phrases
     phrases = {}
     for name in category_names:
         words = tuple(name.split())
         phrases[words] = phrases[words[:-1] + (words[-1] + "s",)] = name
-    for kind in tables.objects():
-        if kind.coco_category in category_names:
-            plural = kind.plural.split()
-            phrases[tuple(kind.noun.split())] = kind.coco_category
-            phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.coco_category
+    category_of = {kind.noun: kind.coco_category for kind in tables.objects()}
+    phrases.update({words: category_of[noun] for words, noun in noun_phrases()
+                    if category_of[noun] in category_names})
     return phrases
+
+
+def boxes_by_image(instances: dict) -> dict[int, dict[str, list]]:
+    """instances.json -> {image id: {category name: [[x, y, w, h], ...]}}."""
+    name_of = {c["id"]: c["name"] for c in instances["categories"]}
+    boxes = {}
+    for note in instances["annotations"]:
+        boxes.setdefault(note["image_id"], {}).setdefault(name_of[note["category_id"]], []).append(note["bbox"])
+    return boxes
 
 
 def caption_object_cells(instances_path, image_ids: list[int], pairs, max_words: int, grid: int):
@@ -84,11 +91,8 @@ def caption_object_cells(instances_path, image_ids: list[int], pairs, max_words:
     """
     instances = _read_instances(instances_path)
     sizes = {im["id"]: (im["width"], im["height"]) for im in instances["images"]}
-    name_of = {c["id"]: c["name"] for c in instances["categories"]}
-    boxes = {}
-    for note in instances["annotations"]:
-        boxes.setdefault(note["image_id"], {}).setdefault(name_of[note["category_id"]], []).append(note["bbox"])
-    phrases = category_phrases(set(name_of.values()))
+    boxes = boxes_by_image(instances)
+    phrases = category_phrases({c["name"] for c in instances["categories"]})
     regions = np.full((len(pairs), max_words + 1), -1, np.int32)
     cells, row_of = [], {}
     for n, (row, caption) in enumerate(pairs):

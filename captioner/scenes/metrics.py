@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..grounding import box_cells, match_phrases
+from ..grounding import box_cells, boxes_by_image, match_phrases
 from . import tables
 
 COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
@@ -59,11 +59,9 @@ def _setting_of(words: list[str]) -> str | None:
 def scene_metrics(predictions: list[dict], instances: dict) -> dict:
     """predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json."""
     kind_of = _kind_of_category()
-    category = {c["id"]: kind_of[c["name"]] for c in instances["categories"]}
     images = {im["id"]: im for im in instances["images"]}
-    boxes = {}
-    for note in instances["annotations"]:
-        boxes.setdefault(note["image_id"], {}).setdefault(category[note["category_id"]], []).append(note["bbox"])
+    boxes = {image_id: {kind_of[name]: kind_boxes for name, kind_boxes in named.items()}
+             for image_id, named in boxes_by_image(instances).items()}
     tally = dict.fromkeys(("present", "recalled", "named", "named_present", "counted", "count_right",
                            "settings_right", "pointed", "hits"), 0)
     chance = []
