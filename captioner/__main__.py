@@ -86,7 +86,7 @@ def cmd_features(args) -> int:
     from . import data
     from .encoders import build_encoder
     captions = data.load_captions(args.captions, args.images, args.limit_captions)
-    encoder = build_encoder(args.encoder, _weights(args.encoder_weights))
+    encoder = build_encoder(args.encoder, _weights(args.encoder_weights), args.image_size)
     folder = data.extract_features(encoder, args.images, captions.files, args.cache, args.batch_size)
     print(f"features for {len(captions.files)} images in {folder}")
     return 0
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, required=True)
     p.add_argument("--cache", default="data/features")
     p.add_argument("--encoder", default="efficientnet_lite0")
+    p.add_argument("--image-size", type=int, default=0, help="encoder input side; 0: the encoder's own")
     p.add_argument("--encoder-weights", default="default")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit-captions", type=int, default=0)

@@ -43,7 +43,7 @@ class Captioner:
         self.checkpoint = checkpoint
         self.config = checkpoint.config.model
         self.vocab = checkpoint.vocab
-        self.encoder = build_encoder(self.config.encoder, encoder_weights)
+        self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size)
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "
                              f"{self.encoder.grid_size}x{self.encoder.grid_size}x{self.encoder.feature_dim} "

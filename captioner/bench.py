@@ -88,7 +88,9 @@ def bench_encoder(captioner, image_path, repeats: int) -> dict:
     start = time.perf_counter()
     for batch in image_dataset(paths, encoder, 32):
         encoder.features(batch).numpy()
-    return {"encoder_ms_per_image": _ms(per_image),
+    return {"encoder": f"{encoder.name} at {encoder.input_size}x{encoder.input_size} px, "
+                       f"{encoder.grid_size}x{encoder.grid_size} grid",
+            "encoder_ms_per_image": _ms(per_image),
             "feature_extraction_images_per_s": round(len(paths) / (time.perf_counter() - start), 1)}
 
 
@@ -135,7 +137,7 @@ def example_images() -> list[Path]:
     return examples
 
 
-ROWS = [("encoder_ms_per_image", "Encoder (EfficientNet-Lite0), one image", "ms"),
+ROWS = [("encoder_ms_per_image", "Encoder, one image", "ms"),
         ("feature_extraction_images_per_s", "Feature extraction through tf.data, batches of 32", "images/s"),
         ("decode_images", "Decoding timed over this many example scenes (per-caption mean)", "images"),
         ("greedy_ms", "Greedy decode, one caption (compiled loop)", "ms"),
@@ -155,7 +157,8 @@ ROWS = [("encoder_ms_per_image", "Encoder (EfficientNet-Lite0), one image", "ms"
 
 def markdown_table(figures: dict) -> str:
     lines = [f"Measured {figures['date']} on {figures['machine']} (TensorFlow {figures['tensorflow']}) with "
-             f"`make bench` (`python -m captioner bench --json`), on the shipped default model.", "",
+             f"`make bench` (`python -m captioner bench --json`), on the shipped default model "
+             f"(encoder: {figures.get('encoder', '?')}).", "",
              "| Figure | Value | Unit |", "|---|---|---|"]
     lines += [f"| {label} | {figures[key]} | {unit} |" for key, label, unit in ROWS if key in figures]
     lines += ["", "Targets (issue 6): greedy speed-up >= 5, train speed-up >= 3, end-to-end p50 <= 150 ms, "

@@ -92,7 +92,8 @@ def _swap_in(staging: Path, path: Path) -> None:
 def default_card(config: CheckpointConfig, vocab: Vocabulary) -> str:
     m, t = config.model, config.train
     return (f"# Captioner checkpoint\n\n"
-            f"- Encoder: {m.encoder} ({m.grid_size}x{m.grid_size}x{m.feature_dim} features)\n"
+            f"- Encoder: {m.encoder} ({m.grid_size}x{m.grid_size}x{m.feature_dim} features, "
+            f"input {f'{m.image_size} px' if m.image_size else 'at its own size'})\n"
             f"- Vocabulary: {len(vocab)} words\n"
             f"- Decoder: Bahdanau attention, GRU {m.units} units, embedding {m.embedding_dim}\n"
             f"- Training data: {t.captions or 'unknown'}\n"

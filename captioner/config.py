@@ -16,6 +16,7 @@ CONFIG_VERSION = 1
 @dataclass
 class ModelConfig:
     encoder: str = "efficientnet_lite0"
+    image_size: int = 0           # encoder input side in pixels; 0 = its own (Lite0 224 -> 7x7 grid)
     grid_size: int = 7            # attention grid is grid_size x grid_size
     feature_dim: int = 1280       # channels of the encoder's feature map
     vocab_size: int = 5000        # includes <pad>, <start>, <end>, <unk>

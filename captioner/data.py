@@ -81,14 +81,14 @@ def extract_features(encoder, images_dir, files: list[str], root, batch_size: in
     back to float32, in training and at use alike.
     """
     from tqdm import tqdm
-    folder = cache_dir(root, encoder.name)
+    folder = cache_dir(root, encoder.cache_name)
     index, features = load_feature_cache(folder) if (folder / "index.json").exists() else ({}, None)
     todo = [f for f in dict.fromkeys(files) if f not in index]
     if not todo:
         return folder
     paths = [str(Path(images_dir) / f) for f in todo]
     chunks = []
-    with tqdm(total=len(todo), unit="img", desc=f"features ({encoder.name})", disable=not progress) as bar:
+    with tqdm(total=len(todo), unit="img", desc=f"features ({encoder.cache_name})", disable=not progress) as bar:
         for batch in image_dataset(paths, encoder, batch_size):
             chunks.append(encoder.features(batch).numpy().astype(np.float16))
             bar.update(len(chunks[-1]))

