@@ -13,19 +13,20 @@ import numpy as np
 import tensorflow as tf
 
 ENCODER_NAMES = ("efficientnet_lite0", "inception_v3")
+NATIVE_SIZES = {"efficientnet_lite0": 224, "inception_v3": 299}   # the input each was trained at
 LITE0_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "efficientnet_lite0.npz"
 
 
 class Encoder(tf.Module):
     """A frozen CNN: uint8 image -> (grid*grid, channels) features."""
 
-    def __init__(self, name: str, network: keras.Model, input_size: int, scale, offset, native_size: int):
+    def __init__(self, name: str, network: keras.Model, input_size: int, scale, offset):
         super().__init__(name=name)
         self.network = network          # tracked by tf.Module, so exports carry its weights
         self.network.trainable = False
         self.input_size = input_size
         # Features at another input size are other features: they get their own cache folder.
-        self.cache_name = name if input_size == native_size else f"{name}_{input_size}px"
+        self.cache_name = name if input_size == NATIVE_SIZES[name] else f"{name}_{input_size}px"
         self.grid_size = int(network.output_shape[1])
         self.feature_dim = int(network.output_shape[-1])
         self._scale, self._offset = float(scale), float(offset)
@@ -77,9 +78,9 @@ def build_encoder(name: str = "efficientnet_lite0", weights: str | None = "defau
     if image_size and not 96 <= image_size <= 1024:
         raise ValueError(f"image size {image_size}: choose 0 (the encoder's own) or 96 to 1024 pixels")
     if name == "efficientnet_lite0":
-        return _lite0(weights, image_size or 224)
+        return _lite0(weights, image_size or NATIVE_SIZES[name])
     if name == "inception_v3":
-        return _inception_v3(weights, image_size or 299)
+        return _inception_v3(weights, image_size or NATIVE_SIZES[name])
     raise ValueError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODER_NAMES)}")
 
 
@@ -91,7 +92,7 @@ def _lite0(weights, size: int) -> Encoder:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: EfficientNet-Lite0 weights not found")
         load_lite0_weights(network, path)
-    return Encoder("efficientnet_lite0", network, size, 1 / 128, -127 / 128, 224)   # (x - 127) / 128
+    return Encoder("efficientnet_lite0", network, size, 1 / 128, -127 / 128)   # (x - 127) / 128
 
 
 def _inception_v3(weights, size: int) -> Encoder:
@@ -109,4 +110,4 @@ def _inception_v3(weights, size: int) -> Encoder:
                 "(--encoder-weights PATH, an .h5 file) or None for random weights") from None
         raise ValueError(f"{weights}: not a readable InceptionV3 (include_top=False) weights file "
                          f"({type(error).__name__}: {error})") from None
-    return Encoder("inception_v3", network, size, 1 / 127.5, -1.0, 299)     # x / 127.5 - 1
+    return Encoder("inception_v3", network, size, 1 / 127.5, -1.0)           # x / 127.5 - 1
