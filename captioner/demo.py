@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .attention import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError, load_image, load_image_url
+from .images import InputError, load_image
+from .urls import load_image_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 3600

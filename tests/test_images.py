@@ -1,8 +1,12 @@
 """Hostile and odd images: each is caption-ready RGB or refused with an InputError, nothing else."""
 import io
 import struct
+import subprocess
+import sys
+import time
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,9 +137,10 @@ def test_exif_orientation_is_applied(orientation, size, white_corner):
     assert loaded[white_corner].mean() > 200
 
 
-@pytest.mark.parametrize("size", [(1, 1), (10000, 10), (10, 10000)])
-def test_extreme_shapes_are_accepted(size):
-    assert load_image(encoded(Image.new("RGB", size, "white"))).size == size
+@pytest.mark.parametrize("size, loaded", [((1, 1), (1, 1)), ((10000, 10), (2000, 2)), ((10, 10000), (2, 2000)),
+                                          ((2048, 30), (2048, 30))])
+def test_extreme_shapes_are_accepted_and_long_sides_reduced(size, loaded):
+    assert load_image(encoded(Image.new("RGB", size, "white"))).size == loaded
 
 
 # --- bombs, damage and non-images ----------------------------------------------------------------
@@ -162,6 +167,66 @@ def test_pillows_bomb_warning_zone_is_refused_whatever_the_warning_filters(as_er
         warnings.simplefilter("error" if as_error else "ignore")
         with pytest.raises(InputError, match="too large"):
             load_image(bomb_png(10000, 10000))
+
+
+def scan_bomb(side: int, scans: int) -> bytes:
+    """A valid progressive JPEG whose last scan is repeated: each copy walks the whole image again."""
+    data = encoded(Image.new("L", (side, side), 128), "JPEG", progressive=True, quality=50)
+    last_scan, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last_scan:end] * scans + b"\xff\xd9"
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
+    # Before: 500 repeated scans of a 6000x6000 JPEG (171 KB) took 17 s of CPU to decode here.
+    bomb = scan_bomb(6000, 500)
+    start = time.process_time()
+    with pytest.raises(InputError, match=r"506 scans of 6000x6000 pixels, too slow to decode \(at most 11 "):
+        load_image(bomb)
+    assert time.process_time() - start < 0.1
+
+
+def test_progressive_jpegs_as_encoders_write_them_load():
+    for side in (6000, 300):        # 40 M scan-pixels allow 11 scans at 36 MP, 4444 at 300x300
+        image = load_image(encoded(Image.new("RGB", (side, side), (200, 30, 30)), "JPEG", progressive=True))
+        assert max(image.size) <= 2048 and image.getpixel((5, 5))[0] > 150
+    assert load_image(scan_bomb(300, 500)).size == (300, 300)
+
+
+def big_image_files(folder) -> dict:
+    """Just under the 40 MP cap, each a small file: float TIFF, 16-bit grey PNG, RGBA PNG, palette GIF."""
+    side = 6300
+    values = np.full((side, side), 0.25, np.float32)
+    values[:side // 2, :side // 3] = 0.75                            # something to scale, still compressible
+    files = {"float.tif": Image.fromarray(values, "F"),
+             "grey16.png": Image.fromarray((values * 65535).astype(np.uint16)),
+             "rgba.png": Image.new("RGBA", (side, side), (10, 200, 30, 128)),
+             "palette.gif": Image.new("P", (side, side), 3)}
+    for name, image in files.items():
+        image.save(folder / name, **({"compression": "tiff_adobe_deflate"} if name.endswith("tif") else {}))
+    return {name: folder / name for name in files}
+
+
+MEASURE = """
+import re, sys, time
+from captioner.images import load_image
+def peak_mb():   # VmHWM: this process's own peak (ru_maxrss would carry the parent's over exec)
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+before, start = peak_mb(), time.process_time()
+image = load_image(sys.argv[1])
+print(image.size[0], image.size[1], round(peak_mb() - before), round(time.process_time() - start, 2))
+"""
+
+
+def test_the_largest_images_load_within_a_memory_budget(tmp_path):
+    # Before: just under 40 MP, a float TIFF took 1.4 GB to load, a 16-bit PNG 0.9 GB, RGBA 1.0 GB.
+    # Now the decoded frame (at most 4 bytes a pixel, 160 MB) is reduced to <= 2048 px at once.
+    for name, path in big_image_files(tmp_path).items():
+        out = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parent.parent)
+        width, height, grown_mb, cpu_s = out.stdout.split()
+        print(f"{name}: loaded as {width}x{height}, peak memory +{grown_mb} MB, {cpu_s} s CPU")
+        assert (int(width), int(height)) == (1575, 1575)
+        assert float(grown_mb) < 340           # the frame (160 MB) and one working copy
 
 
 def test_the_pixel_cap_is_an_argument():

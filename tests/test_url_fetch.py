@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from captioner import images
-from captioner.images import InputError, check_address, fetch_url, load_image_url
+from captioner import urls
+from captioner.images import InputError
+from captioner.urls import check_address, fetch_url, load_image_url
 
 PNG = io.BytesIO()
 Image.new("RGB", (20, 10), (0, 128, 255)).save(PNG, format="PNG")
@@ -264,7 +265,7 @@ def fake_dns(monkeypatch, answers):
             return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
                      (a, port) if ":" not in a else (a, port, 0, 0)) for a in addresses]
         return real(host, port, *args, **kwargs)
-    monkeypatch.setattr(images.socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(urls.socket, "getaddrinfo", lookup)
     return calls
 
 
@@ -373,7 +374,7 @@ URLISH = st.one_of(
 def test_any_text_as_a_url_gives_only_input_error(url):
     # Every host "resolves" to a private address here, so nothing ever leaves the machine.
     private = lambda host, port, *args, **kwargs: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 80))]
-    with mock.patch.object(images.socket, "getaddrinfo", private):
+    with mock.patch.object(urls.socket, "getaddrinfo", private):
         with pytest.raises(InputError):
             fetch_url(url, timeout=1)
 
@@ -389,5 +390,17 @@ def test_check_address_passes_only_global_addresses(address):
     except InputError:
         return
     parsed = ipaddress.ip_address(address)
-    parsed = images._embedded_ipv4(parsed) or parsed          # ::ffff:8.8.8.8 stands for 8.8.8.8
+    parsed = urls._embedded_ipv4(parsed) or parsed          # ::ffff:8.8.8.8 stands for 8.8.8.8
     assert parsed.is_global and not parsed.is_multicast and not parsed.is_loopback
+
+
+def test_a_slow_dns_lookup_counts_against_the_deadline(monkeypatch):
+    # Before: the lookup ran outside the deadline (fetch_url(timeout=10) took 25 s on a 25 s lookup).
+    def slow_lookup(host, port, *args, **kwargs):
+        time.sleep(3)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+    monkeypatch.setattr(urls.socket, "getaddrinfo", slow_lookup)
+    start = time.monotonic()
+    with pytest.raises(InputError, match="Timed out looking up host slow.test"):
+        fetch_url("http://slow.test/a.png", timeout=0.5, allow_ips=LOOPBACK)
+    assert time.monotonic() - start < 1.5
