@@ -3,9 +3,10 @@
     python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
 
 Serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860; 0.0.0.0 on Hugging Face
-Spaces, where SPACE_ID is set). Uploads are limited to MAX_FILE_SIZE (10 MB). API: /caption (an image
-file) and /caption_url (a URL), each followed by strategy, temperature, top_k, beam_size, seed,
-num_samples, max_length; they return the caption, then JSON (words, probs, log_prob, strategy, seed).
+Spaces, where SPACE_ID is set). File fields take uploads only, one file of at most 10 MB a request
+(captioner.serving). API: /caption (an uploaded image) and /caption_url (a URL the server fetches),
+each followed by strategy, temperature, top_k, beam_size, seed, num_samples, max_length; they return
+the caption, then JSON (words, probs, log_prob, strategy, seed).
 """
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ from pathlib import Path
 import gradio as gr
 
 import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
-from captioner import demo
+from captioner import demo, serving
 from captioner.images import InputError
 
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
-MAX_FILE_SIZE = "10mb"
 CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
@@ -97,7 +97,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
             strategy, temperature, top_k, beam_size, seed, num_samples, max_length)))
 
     longest = model.config.max_length
-    with gr.Blocks(title="Captioner: show, attend and tell", delete_cache=(1800, 3600)) as app:
+    with serving.GuardedBlocks(title="Captioner: show, attend and tell", delete_cache=serving.DELETE_CACHE) as app:
         gr.Markdown("# Captioner\nUpload, paste or drop an image (or give a URL): the model writes a "
                     "caption and shows, for every word, **where it looked**.")
         with gr.Row():
@@ -164,12 +164,11 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
 def serve(app: gr.Blocks, **launch_options):
     """Queue and launch as `python app.py` does (tests use it too)."""
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    return app.launch(max_file_size=MAX_FILE_SIZE, css=CSS, **launch_options)
+    return app.launch(css=CSS, **serving.launch_options(), **launch_options)
 
 
 def main(argv=None) -> int:
     from captioner import Captioner
-    from captioner.api import default_checkpoint_path
     from captioner.checkpoint import CheckpointError
     parser = argparse.ArgumentParser(description="Serve the captioner web demo")
     parser.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo "
@@ -177,7 +176,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        model = Captioner.load(args.checkpoint or default_checkpoint_path())
+        model = Captioner.load(args.checkpoint)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"captioner: cannot start: {error}", file=sys.stderr)
         return 2

@@ -30,9 +30,9 @@ def _weights(value: str):
 
 
 def cmd_caption(args) -> int:
-    from .api import Captioner, default_checkpoint_path
+    from .api import Captioner
     from .images import InputError
-    model = Captioner.load(args.checkpoint or default_checkpoint_path(), _weights(args.encoder_weights))
+    model = Captioner.load(args.checkpoint, _weights(args.encoder_weights))
     failed = 0
     for image in args.images:
         try:
@@ -100,9 +100,9 @@ def cmd_scenes(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .api import Captioner, default_checkpoint_path
+    from .api import Captioner
     from .evaluate import evaluate
-    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    model = Captioner.load(args.checkpoint)
     figures = evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
                        beam_size=args.beam_size)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
@@ -110,9 +110,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .api import Captioner, default_checkpoint_path
+    from .api import Captioner
     from .bench import example_images, markdown_table, run_benchmarks
-    model = Captioner.load(args.checkpoint or default_checkpoint_path())
+    model = Captioner.load(args.checkpoint)
     images = [args.image] if args.image else example_images()
     figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images)
     if args.markdown:
@@ -129,9 +129,9 @@ def cmd_push(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .api import Captioner, default_checkpoint_path
+    from .api import Captioner
     from .export import export_saved_model
-    model = Captioner.load(args.checkpoint or default_checkpoint_path(), _weights(args.encoder_weights))
+    model = Captioner.load(args.checkpoint, _weights(args.encoder_weights))
     print(f"SavedModel written to {export_saved_model(model, args.out)}")
     return 0
 

@@ -38,9 +38,10 @@ class Caption:
 class Captioner:
     """A loaded checkpoint with its encoder; thread-safe (model calls are serialised)."""
 
-    def __init__(self, checkpoint: Checkpoint, encoder_weights="default"):
+    def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None):
         from .encoders import build_encoder
         self.checkpoint = checkpoint
+        self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
         self.vocab = checkpoint.vocab
         self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size)
@@ -54,13 +55,14 @@ class Captioner:
 
     @classmethod
     def load(cls, path=None, encoder_weights="default") -> "Captioner":
-        """None: the default checkpoint shipped under assets/model; `hf://owner/repo`: from the Hub."""
-        if path is None:
-            path = DEFAULT_CHECKPOINT
-        elif str(path).startswith("hf://"):
+        """A checkpoint directory, or `hf://owner/repo` (from the Hub), or None: $CAPTIONER_CHECKPOINT
+        if set, else the default model shipped under assets/model."""
+        path = path or os.environ.get("CAPTIONER_CHECKPOINT") or DEFAULT_CHECKPOINT
+        source = "the shipped default model" if Path(path) == DEFAULT_CHECKPOINT else None
+        if str(path).startswith("hf://"):
             from .hub import download
-            path = download(str(path)[len("hf://"):])
-        return cls(load_checkpoint(path), encoder_weights)
+            source, path = str(path), download(str(path)[len("hf://"):])
+        return cls(load_checkpoint(path), encoder_weights, source)
 
     @classmethod
     def from_pretrained(cls, repo_id: str, **kwargs) -> "Captioner":
@@ -159,8 +161,3 @@ def _pick_seed(seed) -> int:
 
 def _seed_pair(seed: int) -> tf.Tensor:
     return tf.constant([seed, 0], tf.int32)
-
-
-def default_checkpoint_path() -> str | None:
-    """The checkpoint the CLI and app use when none is given: $CAPTIONER_CHECKPOINT, else the default."""
-    return os.environ.get("CAPTIONER_CHECKPOINT") or None

@@ -49,7 +49,7 @@ def load_checkpoint(path) -> Checkpoint:
                               f"vocab_size={config.model.vocab_size}")
     model = build_model(config.model)
     _read(path / WEIGHTS, lambda p: model.load_weights(str(p)))
-    card = (path / CARD).read_text() if (path / CARD).is_file() else ""
+    card = _read(path / CARD, lambda p: p.read_text(encoding="utf-8")) if (path / CARD).is_file() else ""
     return Checkpoint(path, config, vocab, model, card)
 
 

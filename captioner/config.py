@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_VERSION = 1
+# What a checkpoint's config.json may hold: a model this far outside them is a corrupt or hostile
+# file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
+LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
+          "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
+          "epochs": (0, 100_000), "batch_size": (1, 65_536), "vocab_top_k": (5, 1_000_000),
+          "max_caption_words": (1, 1000), "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9)}
+CHOICES = {"initial_state": ("mean", "zeros"), "distribute": ("none", "", "mirrored", "multiworker")}
 
 
 @dataclass
@@ -74,11 +81,34 @@ class CheckpointConfig:
 
 
 def _build(cls, values: dict):
-    """Build a dataclass, refusing unknown keys so a mismatched checkpoint fails loudly."""
+    """Build a dataclass, refusing unknown keys, wrong types and values out of LIMITS/CHOICES, so a
+    mismatched or hostile checkpoint fails loudly with the field's name."""
+    section = "model" if cls is ModelConfig else "train"
     if not isinstance(values, dict):
-        raise ValueError(f"{cls.__name__} must be a JSON object")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+        raise ValueError(f"{section} must be a JSON object")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    for name, value in values.items():
+        _check_field(f"{section}.{name}", value, type(known[name].default), name)
     return cls(**values)
+
+
+def _check_field(label: str, value, kind: type, name: str) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = number and float(value).is_integer()
+    elif kind is float:
+        ok = number and value == value and abs(value) != float("inf")
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"{label} must be {'an' if kind is int else 'a'} {kind.__name__}, not {json.dumps(value)[:40]}")
+    low, high = LIMITS.get(name, (None, None))
+    if low is not None and not low <= value <= high:
+        raise ValueError(f"{label} = {value} is out of range ({low}..{high})")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"{label} = {json.dumps(value)[:40]} is not one of {', '.join(CHOICES[name])}")

@@ -159,7 +159,7 @@ def model_panel(captioner) -> str:
     card = captioner.checkpoint.card.strip() or "_This checkpoint has no model card._"
     card = re.sub(r"^(#{1,4}) ", r"##\1 ", card, flags=re.MULTILINE)   # its headings sit under the panel's
     return (f"{HONEST_NOTE}\n\n"
-            f"| Model | |\n|---|---|\n| Checkpoint | `{captioner.checkpoint.path}` |\n"
+            f"| Model | |\n|---|---|\n| Checkpoint | {captioner.source} |\n"
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
             f"| Vocabulary | {len(captioner.vocab)} words |\n"
             f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")

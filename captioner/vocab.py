@@ -21,6 +21,9 @@ def tokenize(caption: str) -> list[str]:
 class Vocabulary:
     def __init__(self, words: Iterable[str]):
         words = list(words)
+        for position, word in enumerate(words):
+            if not isinstance(word, str) or not word.strip():
+                raise ValueError(f"words[{position}] is {json.dumps(word)[:40]}; every word must be a non-empty string")
         if tuple(words[:len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {', '.join(SPECIALS)}")
         if len(set(words)) != len(words):

@@ -39,7 +39,6 @@ def page_url(request, coco_fixture, tmp_path_factory):
     """The app over the tiny model with examples of its own; for the README's pictures
     (CAPTIONER_SCREENSHOTS=1) the real model ($CAPTIONER_CHECKPOINT, else the shipped default) and
     assets/examples."""
-    from captioner.api import default_checkpoint_path
     from captioner.demo import example_images
     examples = app.EXAMPLES
     if not (TAKE_SCREENSHOTS and example_images(examples)):
@@ -47,7 +46,7 @@ def page_url(request, coco_fixture, tmp_path_factory):
         for path in sorted(coco_fixture[1].iterdir())[:4]:
             shutil.copy(path, examples / path.name)
     if TAKE_SCREENSHOTS:
-        model = Captioner.load(default_checkpoint_path())
+        model = Captioner.load()
     else:
         model = Captioner.load(request.getfixturevalue("trained_checkpoint")[0])
     demo = app.build_app(model.warm_up(), examples_dir=examples)

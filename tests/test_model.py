@@ -1,5 +1,6 @@
 """Layers, loss, decoding and checkpoints on features the tests make (no encoder needed)."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -196,6 +197,41 @@ def test_a_bad_checkpoint_names_the_file(tmp_path, model, damage, names):
     damage(path)
     with pytest.raises(CheckpointError, match=names.replace(".", r"\.")):
         load_checkpoint(path)
+
+
+def edit_json(name, section, **values):
+    def damage(path):
+        data = json.loads((path / name).read_text())
+        (data[section] if section else data).update(values)
+        (path / name).write_text(json.dumps(data))
+    return damage
+
+
+def replace_word(path, position, word):
+    data = json.loads((path / "vocab.json").read_text())
+    data["words"][position] = word
+    (path / "vocab.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: replace_word(p, 5, None), r"vocab\.json: .*words\[5\] is null"),
+    (lambda p: replace_word(p, 6, 17), r"vocab\.json: .*words\[6\] is 17"),
+    (edit_json("config.json", "model", max_length=-3), r"config\.json: .*model\.max_length = -3 is out of range"),
+    (edit_json("config.json", "model", units=2_000_000), r"config\.json: .*model\.units = 2000000 is out of range"),
+    (edit_json("config.json", "model", units="512"), r"config\.json: .*model\.units must be an int"),
+    (edit_json("config.json", "model", dropout=None), r"config\.json: .*model\.dropout must be a float"),
+    (edit_json("config.json", "model", initial_state="random"), r"config\.json: .*model\.initial_state"),
+    (edit_json("config.json", "train", batch_size=0), r"config\.json: .*train\.batch_size = 0"),
+    (lambda p: (p / "model_card.md").write_bytes(b"# card \xff\xfe not utf-8"), r"model_card\.md: cannot be loaded"),
+])
+def test_a_bad_checkpoint_field_is_refused_at_once_naming_file_and_field(tmp_path, model, damage, message):
+    # Before: tracebacks (units=2,000,000 after 38 s), and a card error that named no file.
+    path = save(tmp_path, model)
+    damage(path)
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(path)
+    assert time.perf_counter() - start < 5 and "\n" not in str(caught.value)
 
 
 def test_a_failed_save_keeps_the_old_checkpoint(tmp_path, model):

@@ -1,0 +1,270 @@
+"""The server against the attacks of the second security review, through its public HTTP API.
+
+Traffic goes only to loopback and to a test host on a carrier-grade NAT address (100.64.23.1)
+inside a network namespace this module creates and removes.
+"""
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from captioner import Captioner, serving
+
+HOST_IP = "100.64.23.1"          # carrier-grade NAT: Gradio's own downloader counted it public
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_checkpoint, tmp_path_factory):
+    model = Captioner.load(trained_checkpoint[0]).warm_up()
+    demo = app.build_app(model, examples_dir=tmp_path_factory.mktemp("none"))
+    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+OPTIONS = ["greedy", 1.0, 0, 3, None, 1, 8]   # strategy, temperature, top_k, beam, seed, samples, length
+
+
+def call(demo, api_name: str, data: list, timeout: float = 30) -> tuple[str, object]:
+    """POST /gradio_api/call/NAME (options not given take their defaults), then read its event
+    stream -> ("complete" | "error", payload)."""
+    data = data + OPTIONS[len(data) - 1:]
+    base = demo.local_url.rstrip("/") + "/gradio_api/call/" + api_name
+    body = json.dumps({"data": data}, allow_nan=True)          # NaN and Infinity as a client may send
+    with httpx.Client(timeout=timeout) as http:
+        reply = http.post(base, content=body, headers={"Content-Type": "application/json"})
+        reply.raise_for_status()
+        stream = http.get(f"{base}/{reply.json()['event_id']}")
+    event = payload = None
+    for line in stream.text.splitlines():
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event in ("complete", "error"):
+            return event, json.loads(line[len("data: "):])
+    raise AssertionError(f"no result in {stream.text[:300]!r}")
+
+
+def upload(demo, path) -> dict:
+    with open(path, "rb") as file, httpx.Client(timeout=30) as http:
+        reply = http.post(demo.local_url.rstrip("/") + "/gradio_api/upload", files={"files": file})
+    reply.raise_for_status()
+    return {"path": reply.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def file_data(path: str) -> dict:
+    return {"path": path, "meta": {"_type": "gradio.FileData"}}
+
+
+# --- 1-3: a URL in a file field never reaches Gradio's own downloader ---------------------------
+
+TEST_HOST = textwrap.dedent("""
+    import gzip, sys, time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    log = open(sys.argv[1], "a", buffering=1)
+    BOMB = gzip.compress(b"\\0" * (50 * 2 ** 20))
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+        def do_GET(self):
+            log.write(self.path + "\\n")
+            if self.path.startswith("/bomb"):
+                self.send_response(200); self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(BOMB))); self.end_headers(); self.wfile.write(BOMB)
+            elif self.path.startswith("/slow"):
+                self.send_response(200); self.end_headers()
+                for _ in range(30):
+                    self.wfile.write(b"x"); self.wfile.flush(); time.sleep(1)
+            else:
+                body = b'{"internal": "secret"}'
+                self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                self.wfile.write(body)
+    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+""")
+
+
+@pytest.fixture(scope="module")
+def test_host(tmp_path_factory):
+    """An HTTP server at 100.64.23.1:8080 in a network namespace (veth pair), logging each request."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("a network namespace needs root and iproute2's `ip` (not available here)")
+    name, tag = f"capt{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
+    outer, inner = f"vca{tag}", f"vcb{tag}"
+    folder = tmp_path_factory.mktemp("host")
+    log = folder / "requests.log"
+    log.touch()
+    (folder / "host.py").write_text(TEST_HOST)
+    setup = [["ip", "netns", "add", name], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+             ["ip", "link", "set", inner, "netns", name], ["ip", "addr", "add", "100.64.23.2/30", "dev", outer],
+             ["ip", "link", "set", outer, "up"],
+             ["ip", "netns", "exec", name, "ip", "addr", "add", f"{HOST_IP}/30", "dev", inner],
+             ["ip", "netns", "exec", name, "ip", "link", "set", inner, "up"]]
+    process = None
+    try:
+        for command in setup:
+            subprocess.run(command, check=True, capture_output=True)
+        process = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, str(folder / "host.py"), str(log)])
+        for _ in range(100):                                   # wait until it answers
+            try:
+                assert httpx.get(f"http://{HOST_IP}:8080/ready", timeout=1).status_code == 200
+                break
+            except (httpx.HTTPError, AssertionError):
+                time.sleep(0.1)
+        assert log.read_text() == "/ready\n", "the test host must be reachable, or the test proves nothing"
+        yield log
+    finally:
+        if process:
+            process.kill()
+            process.wait()
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", outer], capture_output=True)
+
+
+@pytest.mark.parametrize("route", ["/internal.json", "/bomb.gz", "/slow.png"])
+def test_a_url_in_a_file_field_is_refused_and_never_fetched(server, test_host, route):
+    # Before: Gradio downloaded it (an internal JSON read back, a 2 MB gzip became 2 GB on disk,
+    # a byte every 2 s held a queue slot for a minute). Now: refused at once, the host sees nothing.
+    url = f"http://{HOST_IP}:8080{route}"
+    seen = test_host.read_text()
+    start = time.monotonic()
+    event, payload = call(server, "caption", [file_data(url)])
+    assert event == "error" and "takes an uploaded file only" in payload["error"]
+    assert "/caption_url" in payload["error"]
+    event, payload = call(server, "caption_url", ["https://example.invalid/a.png", "greedy", 1.0, 0, 3,
+                                                   file_data(url)])
+    assert event == "error" and "takes an uploaded file only" in payload["error"]   # any parameter
+    assert time.monotonic() - start < 2
+    time.sleep(0.3)
+    assert test_host.read_text() == seen, "the test host saw a request"
+
+
+def test_the_url_box_refuses_the_same_host_with_our_fetcher(server, test_host):
+    seen = test_host.read_text()
+    event, payload = call(server, "caption_url", [f"http://{HOST_IP}:8080/internal.json"])
+    assert event == "error" and "not allowed" in payload["error"]
+    assert test_host.read_text() == seen
+
+
+# --- 4: a progressive JPEG scan bomb is refused quickly -----------------------------------------
+
+def test_a_scan_bomb_upload_is_refused_in_well_under_a_second(server, tmp_path):
+    # Before: 500 scans of a 6000x6000 JPEG took 17 s to decode.
+    data = io.BytesIO()
+    Image.new("L", (6000, 6000), 128).save(data, "JPEG", progressive=True, quality=50)
+    data = data.getvalue()
+    scan = data[data.rfind(b"\xff\xda"):data.rfind(b"\xff\xd9")]
+    (tmp_path / "bomb.jpg").write_bytes(data[:data.rfind(b"\xff\xd9")] + scan * 500 + b"\xff\xd9")
+    start = time.monotonic()
+    event, payload = call(server, "caption", [upload(server, tmp_path / "bomb.jpg")])
+    assert event == "error" and "too slow to decode" in payload["error"]
+    assert time.monotonic() - start < 1
+
+
+# --- 6: uploads are limited per request -------------------------------------------------------
+
+def test_uploads_are_limited_in_count_and_total_size(server, tmp_path):
+    url = server.local_url.rstrip("/") + "/gradio_api/upload"
+    small = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(small, "PNG")
+    with httpx.Client(timeout=30) as http:
+        one = http.post(url, files=[("files", ("a.png", small.getvalue()))])
+        assert one.status_code == 200 and len(one.json()) == 1
+        # Before: 30 files of 9.9 MB in one request were accepted.
+        many = http.post(url, files=[("files", (f"{n}.png", small.getvalue())) for n in range(30)])
+        assert many.status_code == 413 and "at most 1 file" in many.text
+        port = int(url.split(":")[2].split("/")[0])           # a declared 50 MB: refused before reading
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 52428800\r\n"
+                        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+            reply = raw.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 413") and "MB per request" in reply
+
+        def chunks():                                           # no Content-Length: counted as it comes
+            yield b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\"\r\n\r\n"
+            for _ in range(12):
+                yield b"\0" * 2 ** 20
+        streamed = http.post(url, content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert streamed.status_code == 413 and "MB per request" in streamed.text
+
+
+def test_uploads_and_made_files_are_deleted_within_ten_minutes(server):
+    # Before: kept for an hour (delete_cache=(1800, 3600)).
+    frequency, age = server.delete_cache
+    assert frequency <= 60 and age <= serving.KEEP_FILES_S <= 600
+
+
+# --- 9: every refusal carries a message -------------------------------------------------------
+
+@pytest.mark.parametrize("position, value, field", [
+    (5, float("nan"), "Seed"), (5, float("inf"), "Seed"), (5, "abc", "Seed"), (2, "x", "Temperature")])
+def test_bad_values_are_refused_with_a_message_naming_the_field(server, coco_fixture, position, value, field):
+    # Before: {"error": null}.
+    image = upload(server, sorted(coco_fixture[1].iterdir())[0])
+    data = [image, "sample", 1.0, 0, 3, None, 1, 8]
+    data[position] = value
+    event, payload = call(server, "caption", data)
+    assert event == "error" and payload["error"] and field in payload["error"]
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../etc/passwd", "assets/model/config.json"])
+def test_server_files_are_refused_with_a_message(server, path):
+    event, payload = call(server, "caption", [file_data(path)])
+    assert event == "error" and "must be uploaded to this server first" in payload["error"]
+
+
+# --- 10: no server path reaches a client ------------------------------------------------------
+
+def test_no_server_path_reaches_a_client(server, trained_checkpoint, tmp_path):
+    config = httpx.get(server.local_url.rstrip("/") + "/config", timeout=30).text
+    for path in (str(trained_checkpoint[0].resolve()), os.getcwd()):
+        assert path not in config
+    fake = tmp_path / "photo.png"
+    fake.write_text("not a picture")
+    messages = [call(server, "caption", [upload(server, fake)])[1]["error"],
+                call(server, "caption", [file_data("http://127.0.0.1:1/x.png")])[1]["error"],
+                call(server, "caption", [file_data("/etc/passwd")])[1]["error"]]
+    for message in messages:
+        assert message and "/tmp" not in message and os.getcwd() not in message and "/gradio" not in message
+
+
+# --- a lone caption stays fast during a burst of hostile requests -------------------------------
+
+def test_a_caption_is_answered_quickly_during_hostile_requests(server, coco_fixture, tmp_path):
+    data = io.BytesIO()
+    Image.new("L", (6000, 6000), 128).save(data, "JPEG", progressive=True, quality=50)
+    data = data.getvalue()
+    scan = data[data.rfind(b"\xff\xda"):data.rfind(b"\xff\xd9")]
+    (tmp_path / "bomb.jpg").write_bytes(data[:data.rfind(b"\xff\xd9")] + scan * 5000 + b"\xff\xd9")
+    ramp = np.full((6300, 6300), 0.5, np.float32)
+    Image.fromarray(ramp, "F").save(tmp_path / "float.tif", compression="tiff_adobe_deflate")
+    hostile = [upload(server, tmp_path / "bomb.jpg"), upload(server, tmp_path / "float.tif"),
+               file_data("http://127.0.0.1:9/slow.png"), file_data("/etc/passwd")]
+    image = upload(server, sorted(coco_fixture[1].iterdir())[0])
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        burst = [pool.submit(call, server, "caption", [bad]) for bad in hostile * 2]
+        time.sleep(0.2)
+        start = time.monotonic()
+        event, payload = call(server, "caption", [image])
+        elapsed = time.monotonic() - start
+        for future in burst:
+            future.result()
+    print(f"a lone greedy caption during 8 hostile requests: {elapsed:.2f} s")
+    assert event == "complete" and elapsed < 2
