@@ -1,4 +1,4 @@
-"""Command line: python -m captioner {caption,features,train,scenes,evaluate,bench,export,push} ..."""
+"""Command line: python -m captioner {caption,features,train,scenes,photos,evaluate,bench,export,push} ..."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,19 @@ def cmd_scenes(args) -> int:
     return 0
 
 
+def cmd_photos(args) -> int:
+    from .scenes.photos import render_photos
+    from .scenes.sources import SourceError
+    try:
+        summary = render_photos(args.out, args.images, args.seed, split=args.split, workers=args.workers,
+                                image_size=args.size)
+    except SourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .api import Captioner, default_checkpoint_path
     from .evaluate import evaluate
@@ -175,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(run=cmd_scenes)
+
+    p = sub.add_parser("photos", help="compose the photo world: real cut-outs on real background photos")
+    p.add_argument("--out", required=True)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("train", "heldout"), default="train",
+                   help="compose from the training stamps and backgrounds, or only from the held-out ones")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--size", type=int, default=256)
+    p.set_defaults(run=cmd_photos)
 
     p = sub.add_parser("evaluate", help="BLEU/CIDEr and scene-world metrics on held-out images")
     p.add_argument("--checkpoint", default=None)
