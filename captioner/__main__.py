@@ -1,4 +1,4 @@
-"""Command line: python -m captioner {caption,features,train,scenes,evaluate,bench,export,push} ..."""
+"""Command line: python -m captioner {caption,features,train,scenes,photos,evaluate,bench,export,push} ..."""
 from __future__ import annotations
 
 import argparse
@@ -99,12 +99,38 @@ def cmd_scenes(args) -> int:
     return 0
 
 
+def cmd_photos(args) -> int:
+    from .scenes.photos import render_photos
+    from .scenes.sources import SourceError
+    try:
+        summary = render_photos(args.out, args.images, args.seed, split=args.split, workers=args.workers,
+                                image_size=args.size)
+    except SourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .api import Captioner
     from .evaluate import evaluate
+    if not args.labels and not (args.captions and args.images):
+        raise SystemExit("evaluate: give --captions and --images (a COCO-format set), or --labels and --photos")
+    if args.labels and not args.photos:
+        raise SystemExit("evaluate: --labels needs --photos (the folder the labelled files are in)")
     model = Captioner.load(args.checkpoint)
-    figures = evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
-                       beam_size=args.beam_size)
+    figures = {}
+    if args.captions and args.images:
+        figures.update(evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
+                                beam_size=args.beam_size))
+    if args.labels:
+        from .subjects import evaluate_photos
+        photo_figures, captions = evaluate_photos(model, args.labels, args.photos, args.strategy,
+                                                  captions_out=args.captions_out, beam_size=args.beam_size)
+        for file, text in captions.items():
+            print(f"{file}: {text}", file=sys.stderr)
+        figures.update(photo_figures)
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
 
@@ -176,11 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(run=cmd_scenes)
 
+    p = sub.add_parser("photos", help="compose the photo world: real cut-outs on real background photos")
+    p.add_argument("--out", required=True)
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("train", "heldout"), default="train",
+                   help="compose from the training stamps and backgrounds, or only from the held-out ones")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--size", type=int, default=256)
+    p.set_defaults(run=cmd_photos)
+
     p = sub.add_parser("evaluate", help="BLEU/CIDEr and scene-world metrics on held-out images")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--captions", required=True)
-    p.add_argument("--images", required=True)
+    p.add_argument("--captions", default=None, help="COCO captions.json of held-out images")
+    p.add_argument("--images", default=None, help="the folder of those images")
     p.add_argument("--instances", default=None, help="scene-world instances.json for grounding metrics")
+    p.add_argument("--labels", default=None, help="hand labels of real photos (assets/validation/labels.json): "
+                   "main_subject_recall, overall and where the subject is in the model's vocabulary")
+    p.add_argument("--photos", default=None, help="the folder the labelled photos are in (data/validation)")
+    p.add_argument("--captions-out", default=None, help="also write each photo's caption here (JSON lines)")
     p.add_argument("--strategy", choices=("greedy", "beam"), default="greedy")
     p.add_argument("--beam-size", type=int, default=3)
     p.add_argument("--limit", type=int, default=0)

@@ -1,0 +1,76 @@
+"""main_subject_recall: whole-word matches of hand-labelled nouns, overall and within the vocabulary."""
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from captioner.__main__ import main
+from captioner.subjects import (evaluate_photos, in_vocabulary, load_labels, main_subject_recall, names_subject,
+                                plural)
+
+LABELS = [{"file": "a.jpg", "nouns": ["dog", "puppy"]}, {"file": "b.jpg", "nouns": ["cat"]},
+          {"file": "c.jpg", "nouns": ["goose", "bird"]}, {"file": "d.jpg", "nouns": ["bottle cap", "cap"]},
+          {"file": "e.jpg", "nouns": ["yurt"]}]
+
+
+def test_names_subject_whole_words_and_plurals():
+    assert names_subject("two dogs on the grass", ["dog"])
+    assert names_subject("three geese by the water", ["goose"])
+    assert names_subject("a bottle cap on a table", ["bottle cap"])
+    assert not names_subject("a hotdog on a table", ["dog"])
+    assert not names_subject("a cattle farm", ["cat"])
+    assert plural("strawberry") == "strawberries" and plural("box") == "boxes" and plural("bus") == "buses"
+    assert plural("tennis racket") == "tennis rackets" and plural("person") == "people"
+
+
+def test_recall_overall_and_in_vocabulary():
+    captions = {"a.jpg": "a dog on the grass", "b.jpg": "a dog on a bed", "c.jpg": "two birds in the sky",
+                "d.jpg": "a bottle on a table", "e.jpg": "a tent in the forest", "unlabelled.jpg": "a cat"}
+    vocabulary = ["<pad>", "a", "dog", "cat", "birds", "bottle", "tent", "on", "the"]
+    figures = main_subject_recall(captions, LABELS, vocabulary)
+    assert figures["photos"] == 5
+    assert figures["main_subject_recall"] == pytest.approx(2 / 5, abs=1e-3)          # a.jpg and c.jpg
+    # in the vocabulary: dog, cat, bird (plural "birds" is a word it has); not cap, not yurt
+    assert figures["photos_in_vocabulary"] == 3
+    assert figures["main_subject_recall_in_vocabulary"] == pytest.approx(2 / 3, abs=1e-3)
+    assert not in_vocabulary(["bottle cap"], vocabulary)
+    assert "photos_in_vocabulary" not in main_subject_recall(captions, LABELS)
+    with pytest.raises(ValueError):
+        main_subject_recall({"zzz.jpg": "x"}, LABELS)
+
+
+def test_the_shipped_labels():
+    labels = load_labels(Path(__file__).resolve().parent.parent / "assets" / "validation" / "labels.json")
+    assert len(labels) >= 50 and len({p["file"] for p in labels}) == len(labels)
+    assert all(p["licence"] and p["source"] == p["file"].split("/")[0] for p in labels)
+    assert all(n == n.lower().strip() for p in labels for n in p["nouns"])
+
+
+class FakeCaptioner:
+    vocab = SimpleNamespace(words=["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "on", "grass"])
+
+    def caption_batch(self, paths, strategy="greedy", **kw):
+        return [SimpleNamespace(text="a dog on the grass") for _ in paths]
+
+
+def test_evaluate_photos_and_the_cli(tmp_path, monkeypatch, capsys):
+    for name in ("a.jpg", "b.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "labels.json").write_text(json.dumps({"photos": LABELS}))
+    figures, captions = evaluate_photos(FakeCaptioner(), tmp_path / "labels.json", tmp_path,
+                                        captions_out=tmp_path / "out" / "captions.jsonl")
+    assert figures == {"photos": 2, "main_subject_recall": 0.5, "photos_in_vocabulary": 1,
+                       "main_subject_recall_in_vocabulary": 1.0}
+    lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["named"]) for r in lines] == [("a.jpg", True), ("b.jpg", False)]
+
+    import captioner.api
+    monkeypatch.setattr(captioner.api.Captioner, "load", classmethod(lambda cls, *a, **k: FakeCaptioner()))
+    assert main(["evaluate", "--labels", str(tmp_path / "labels.json"), "--photos", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["main_subject_recall"] == 0.5
+    assert "a.jpg: a dog on the grass" in out.err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--labels", str(tmp_path / "labels.json")])
