@@ -58,7 +58,7 @@ coco-features: $(VENV)/.dev-installed
 
 coco-train: coco-features
 	$(PY) -m captioner train $(COCO_ARGS) --encoder inception_v3 --cache data/features \
-	  --out runs/coco --epochs 20 --batch-size 64 --vocab-top-k 5000
+	  --out runs/coco --epochs 20 --batch-size 64 --vocab-size 5000
 
 loadtest: $(VENV)/.dev-installed
 	$(PY) benchmarks/loadtest.py --clients 32 --requests 10

@@ -11,17 +11,23 @@ import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
 
 
 def _add_decoding(parser) -> None:
-    parser.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest words (0: all)")
-    parser.add_argument("--beam-size", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=None, help="makes sampling repeatable")
-    parser.add_argument("--max-length", type=int, default=None)
+    """Every decoding knob becomes a flag, with its help and limits from captioner.options."""
+    from .options import DecodingOptions
+    for knob in DecodingOptions.knobs():
+        meta, flag = knob.metadata, "--" + knob.name.replace("_", "-")
+        if meta["choices"]:
+            parser.add_argument(flag, choices=meta["choices"], default=None, help=f"{meta['help']} (default {knob.default})")
+        else:
+            kind = float if "float" in str(knob.type) else int
+            parser.add_argument(flag, type=kind, default=None,
+                                help=f"{meta['help']}; {meta['low']:g}..{meta['high']:g} (default {knob.default})")
 
 
 def _decoding_kwargs(args) -> dict:
-    return dict(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
-                beam_size=args.beam_size, seed=args.seed, max_length=args.max_length)
+    """The decoding flags that were given (the rest keep DecodingOptions' defaults)."""
+    from .options import DecodingOptions
+    return {knob.name: getattr(args, knob.name) for knob in DecodingOptions.knobs()
+            if getattr(args, knob.name) is not None}
 
 
 def _weights(value: str):
@@ -77,7 +83,10 @@ def cmd_train(args) -> int:
     model_config, train_config = _model_and_train_config(args)
     if not train_config.captions or not train_config.images:
         raise SystemExit("train: --captions and --images are required")
-    history = train(train_config, model_config, args.cache, _weights(args.encoder_weights), resume=args.resume)
+    # Box supervision reads the scene world's nouns and irregular plurals ("pairs of skis", "mice").
+    from .scenes.metrics import category_phrases
+    history = train(train_config, model_config, args.cache, _weights(args.encoder_weights), resume=args.resume,
+                    known_phrases=category_phrases() if train_config.instances else None)
     print(json.dumps({"checkpoint": train_config.out, **history}))
     return 0
 
@@ -122,12 +131,12 @@ def cmd_evaluate(args) -> int:
     model = Captioner.load(args.checkpoint)
     figures = {}
     if args.captions and args.images:
-        figures.update(evaluate(model, args.captions, args.images, args.instances, args.strategy, args.limit,
-                                beam_size=args.beam_size))
+        figures.update(evaluate(model, args.captions, args.images, args.instances, args.limit,
+                                **_decoding_kwargs(args)))
     if args.labels:
         from .subjects import evaluate_photos
-        photo_figures, captions = evaluate_photos(model, args.labels, args.photos, args.strategy,
-                                                  captions_out=args.captions_out, beam_size=args.beam_size)
+        photo_figures, captions = evaluate_photos(model, args.labels, args.photos, args.captions_out,
+                                                  **_decoding_kwargs(args))
         for file, text in captions.items():
             print(f"{file}: {text}", file=sys.stderr)
         figures.update(photo_figures)
@@ -137,9 +146,9 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     from .api import Captioner
-    from .bench import example_images, markdown_table, run_benchmarks
+    from .bench import example_scenes, markdown_table, run_benchmarks
     model = Captioner.load(args.checkpoint)
-    images = [args.image] if args.image else example_images()
+    images = [args.image] if args.image else example_scenes()
     figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images)
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train on a COCO-format dataset")
     _add_config_fields(p, TrainConfig)
-    _add_config_fields(p, ModelConfig, skip=("grid_size", "feature_dim", "vocab_size"))
+    _add_config_fields(p, ModelConfig, skip=("grid_size", "feature_dim"))   # from the encoder
     p.add_argument("--cache", default="data/features", help="feature cache root")
     p.add_argument("--encoder-weights", default="default")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -221,8 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "main_subject_recall, overall and where the subject is in the model's vocabulary")
     p.add_argument("--photos", default=None, help="the folder the labelled photos are in (data/validation)")
     p.add_argument("--captions-out", default=None, help="also write each photo's caption here (JSON lines)")
-    p.add_argument("--strategy", choices=("greedy", "beam"), default="greedy")
-    p.add_argument("--beam-size", type=int, default=3)
+    _add_decoding(p)
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)

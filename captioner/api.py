@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .assets import DEFAULT_CHECKPOINT
 from .checkpoint import Checkpoint, load_checkpoint
-from .decoding import Decoder
-from .images import InputError, load_image
+from .decoding import Searches
+from .images import load_image
+from .options import MAX_SEED, STRATEGIES, DecodingOptions
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_CHECKPOINT = ASSETS / "model"
-STRATEGIES = ("greedy", "sample", "beam")
 
 
 @dataclass
@@ -50,7 +49,7 @@ class Captioner:
                              f"{self.encoder.grid_size}x{self.encoder.grid_size}x{self.encoder.feature_dim} "
                              f"features, the checkpoint expects {self.config.grid_size}x"
                              f"{self.config.grid_size}x{self.config.feature_dim}")
-        self.decoder = Decoder(checkpoint.model)
+        self.searches = Searches(checkpoint.model)
         self._lock = threading.Lock()   # TF/Keras calls are not safe from several threads at once
 
     @classmethod
@@ -72,66 +71,59 @@ class Captioner:
         """Trace every compiled function once, so the first real request is as fast as the rest."""
         blank = np.full((self.encoder.input_size, self.encoder.input_size, 3), 127, np.uint8)
         for strategy in STRATEGIES:
-            self.caption(blank, strategy, seed=0)
-        self.sample_captions(blank, n=2, seed=0)
+            self.caption(blank, strategy=strategy, seed=0)
+        self.captions(blank, strategy="sample", num_samples=2, seed=0)
         return self
 
-    # --- images -> features ------------------------------------------------------------------
-
     def features(self, images) -> tf.Tensor:
-        """RGB PIL images -> (B, N, C), rounded through float16 exactly as the training cache is."""
-        batch = tf.stack([self.encoder.resize(np.asarray(im, np.uint8)) for im in images])
-        features = self.encoder.features(batch)
-        return tf.cast(tf.cast(features, tf.float16), tf.float32)
+        """RGB images -> (B, N, C) features, rounded exactly as the training cache stores them."""
+        return self.encoder.image_features(images)
 
     # --- captions ----------------------------------------------------------------------------
 
-    def caption(self, image, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
-                beam_size: int = 3, seed: int | None = None, max_length: int | None = None,
-                length_alpha: float = 0.7) -> Caption:
-        return self.caption_batch([image], strategy, temperature, top_k, beam_size, seed,
-                                  max_length, length_alpha)[0]
+    def caption(self, image, **options) -> Caption:
+        """One image (path, bytes, file, PIL image or array) -> its caption; the likeliest one when
+        several samples are drawn. Options: see `DecodingOptions` (strategy, temperature, ...)."""
+        return self.captions(image, **options)[0]
 
-    def caption_batch(self, images, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
-                      beam_size: int = 3, seed: int | None = None, max_length: int | None = None,
-                      length_alpha: float = 0.7) -> list[Caption]:
-        steps = self._check(strategy, temperature, top_k, beam_size, max_length)
-        pictures = [load_image(im) for im in images]
+    def captions(self, image, **options) -> list[Caption]:
+        """One image -> `num_samples` sampled captions, most likely first (the same seed repeats
+        them), or the one caption of greedy or beam search."""
+        settings = DecodingOptions.parse(**options)
+        copies = settings.num_samples if settings.strategy == "sample" else 1
+        return self._decode([load_image(image)], settings, copies)
+
+    def caption_batch(self, images, **options) -> list[Caption]:
+        """Several images -> one caption each, decoded as one batch (beam search: one by one)."""
+        settings = DecodingOptions.parse(**options)
+        return self._decode([load_image(image) for image in images], settings)
+
+    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1) -> list[Caption]:
+        """The one path from loaded pictures to captions; `copies` > 1 samples each picture that
+        many times in one batch and returns them most likely first."""
         if not pictures:
             return []
+        steps = tf.constant(settings.max_length or self.config.max_length, tf.int32)
+        seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         with self._lock:
-            features = self.features(pictures)
-            if strategy == "beam":
-                outputs = [self.decoder.beam(features[i:i + 1], steps, tf.constant(beam_size),
-                                             tf.constant(length_alpha, tf.float32))
-                           for i in range(len(pictures))]
-                outputs = [np.concatenate([o[j].numpy() for o in outputs]) if j == 3 else
-                           [o[j].numpy()[0] for o in outputs] for j in range(4)]
-            elif strategy == "sample":
-                seed = _pick_seed(seed)
-                outputs = [x.numpy() for x in self.decoder.sample(
-                    features, steps, tf.constant(temperature, tf.float32), tf.constant(top_k), _seed_pair(seed))]
-            else:
-                outputs = [x.numpy() for x in self.decoder.greedy(features, steps)]
-        ids, probs, attention, log_probs = outputs
-        return [self._caption(pictures[i], ids[i], probs[i], attention[i], log_probs[i], strategy,
-                              seed if strategy == "sample" else None) for i in range(len(pictures))]
+            features = tf.repeat(self.features(pictures), copies, axis=0)   # (B * copies, N, C)
+            rows = self._search(features, settings, steps, seed)
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed)
+                    for i, row in enumerate(rows)]
+        return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
 
-    def sample_captions(self, image, n: int = 5, temperature: float = 1.0, top_k: int = 0,
-                        seed: int | None = None, max_length: int | None = None) -> list[Caption]:
-        """n samples for one image in one batch, most likely first; the same seed repeats them."""
-        steps = self._check("sample", temperature, top_k, 1, max_length)
-        if not 1 <= int(n) <= 50:
-            raise InputError("The number of samples must be between 1 and 50")
-        picture = load_image(image)
-        seed = _pick_seed(seed)
-        with self._lock:
-            features = tf.repeat(self.features([picture]), int(n), axis=0)
-            ids, probs, attention, log_probs = [x.numpy() for x in self.decoder.sample(
-                features, steps, tf.constant(temperature, tf.float32), tf.constant(top_k), _seed_pair(seed))]
-        captions = [self._caption(picture, ids[i], probs[i], attention[i], log_probs[i], "sample", seed)
-                    for i in range(int(n))]
-        return sorted(captions, key=lambda c: -c.log_prob)
+    def _search(self, features, settings: DecodingOptions, steps, seed) -> list[tuple]:
+        """-> per image: (ids (T,), probs (T,), attention (T, N), log_prob)."""
+        if settings.strategy == "beam":   # its beams are the batch: one image at a time
+            beam_size, alpha = tf.constant(settings.beam_size), tf.constant(settings.length_alpha, tf.float32)
+            return [tuple(x.numpy()[0] for x in self.searches.beam(features[i:i + 1], steps, beam_size, alpha))
+                    for i in range(len(features))]
+        if settings.strategy == "sample":
+            outputs = self.searches.sample(features, steps, tf.constant(settings.temperature, tf.float32),
+                                           tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
+        else:
+            outputs = self.searches.greedy(features, steps)
+        return list(zip(*(x.numpy() for x in outputs)))
 
     def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed) -> Caption:
         words = self.vocab.decode(ids)
@@ -140,24 +132,7 @@ class Captioner:
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed)
 
-    def _check(self, strategy, temperature, top_k, beam_size, max_length) -> tf.Tensor:
-        if strategy not in STRATEGIES:
-            raise InputError(f"Unknown strategy {strategy!r}: use greedy, sample or beam")
-        if not 0.05 <= float(temperature) <= 5.0:
-            raise InputError("Temperature must be between 0.05 and 5")
-        if not 0 <= int(top_k) <= len(self.vocab):
-            raise InputError(f"top-k must be between 0 (off) and {len(self.vocab)}")
-        if not 1 <= int(beam_size) <= 20:
-            raise InputError("Beam size must be between 1 and 20")
-        steps = self.config.max_length if max_length is None else int(max_length)
-        if not 1 <= steps <= 100:
-            raise InputError("max_length must be between 1 and 100 words")
-        return tf.constant(steps, tf.int32)
-
 
 def _pick_seed(seed) -> int:
-    return int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed) % 2**31
-
-
-def _seed_pair(seed: int) -> tf.Tensor:
-    return tf.constant([seed, 0], tf.int32)
+    """The seed to report: the caller's, or a fresh random one (so any sample can be repeated)."""
+    return int(np.random.SeedSequence().entropy % MAX_SEED) if seed is None else int(seed)

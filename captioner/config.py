@@ -15,8 +15,10 @@ CONFIG_VERSION = 1
 # file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
-          "epochs": (0, 100_000), "batch_size": (1, 65_536), "vocab_top_k": (5, 1_000_000),
-          "max_caption_words": (1, 1000), "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9)}
+          "epochs": (0, 100_000), "batch_size": (1, 65_536),
+          "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9)}
+# Keys older checkpoints may hold that are now one knob with another: read and dropped.
+RETIRED = {"train": ("vocab_top_k", "max_caption_words")}   # -> model.vocab_size, model.max_length
 CHOICES = {"initial_state": ("mean", "zeros"), "distribute": ("none", "", "mirrored", "multiworker")}
 
 
@@ -24,15 +26,15 @@ CHOICES = {"initial_state": ("mean", "zeros"), "distribute": ("none", "", "mirro
 class ModelConfig:
     encoder: str = "efficientnet_lite0"
     image_size: int = 0           # encoder input side in pixels; 0 = its own (Lite0 224 -> 7x7 grid)
-    grid_size: int = 7            # attention grid is grid_size x grid_size
-    feature_dim: int = 1280       # channels of the encoder's feature map
-    vocab_size: int = 5000        # includes <pad>, <start>, <end>, <unk>
+    grid_size: int = 7            # attention grid is grid_size x grid_size  } set from the encoder
+    feature_dim: int = 1280       # channels of the encoder's feature map    } by training
+    vocab_size: int = 5000        # most words kept by training (<pad>, <start>, <end>, <unk> included); then the actual size
     embedding_dim: int = 256      # also the width of the projected features
     units: int = 512              # GRU state and attention width
     dropout: float = 0.3
     attention_gate: bool = True   # the paper's gating scalar beta on the context vector
     initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
-    max_length: int = 24          # longest caption generated, in words, <end> excluded
+    max_length: int = 24          # longest caption, in words, <end> excluded: generated, and trained on (longer are cut)
 
 
 @dataclass
@@ -47,13 +49,15 @@ class TrainConfig:
     attention_lambda: float = 1.0  # doubly stochastic attention regularisation (Xu et al. eq. 14)
     attention_supervision: float = 0.0   # weight of the box loss on noun steps (grounding.py); 0 = off
     instances: str = ""            # COCO instances.json with boxes, for attention_supervision
-    vocab_top_k: int = 5000
-    max_caption_words: int = 24    # longer training captions are cut
     val_fraction: float = 0.05
     seed: int = 0
     limit_captions: int = 0        # 0 = all; e.g. 30000 for the seed tutorial's subset
     distribute: str = "none"       # none | mirrored | multiworker
     jit_compile: bool = True       # XLA for the train step (single device only)
+
+    @property
+    def distributed(self) -> bool:
+        return self.distribute not in ("", "none")
 
 
 @dataclass
@@ -72,8 +76,10 @@ class CheckpointConfig:
         version = data.get("version", CONFIG_VERSION)
         if version > CONFIG_VERSION:
             raise ValueError(f"config version {version} is newer than this code ({CONFIG_VERSION})")
-        return cls(model=_build(ModelConfig, data.get("model", {})),
-                   train=_build(TrainConfig, data.get("train", {})),
+        train = data.get("train", {})
+        if isinstance(train, dict):
+            train = {k: v for k, v in train.items() if k not in RETIRED["train"]}
+        return cls(model=_build(ModelConfig, data.get("model", {})), train=_build(TrainConfig, train),
                    version=version)
 
     def save(self, path: Path) -> None:

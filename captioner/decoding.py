@@ -1,6 +1,6 @@
 """Greedy, sampling and beam search: plain TensorFlow functions over one shared decoder step.
 
-Each function runs the whole caption loop inside TensorFlow, so `Decoder` can compile it once
+Each function runs the whole caption loop inside TensorFlow, so `Searches` can compile it once
 (`tf.function` with a fixed input signature) and never retrace, whatever the caption length.
 All return word ids (B, T), each word's probability under the model (B, T), the attention map of
 the step that produced it (B, T, N) and the caption's log-probability (B,), <end> included.
@@ -148,8 +148,8 @@ def _cannot_be_beaten(scores, lengths, finished, longest, length_alpha):
     return best_done >= best_live
 
 
-class Decoder:
-    """The three strategies compiled once for one model; tensors in, tensors out."""
+class Searches:
+    """The three searches compiled once for one model; tensors in, tensors out."""
 
     def __init__(self, model, jit_compile: bool = False):
         feature_dim = model.config.feature_dim

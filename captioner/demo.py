@@ -1,78 +1,133 @@
-"""What the web demo does, as plain functions: app.py only lays them out and wires events.
+"""What the web page does. `Page`'s methods are the page's events and API endpoints: each takes
+exactly the inputs its event sends and returns exactly its outputs, so app.py only lays them out.
 
 Nothing here holds per-request state between calls; each call gets its inputs and returns its
 outputs, so concurrent users never see each other's results.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-from .attention import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError, load_image
-from .urls import load_image_url
+import gradio as gr
+
+from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
+from .images import InputError
+from .options import DecodingOptions, visibility
+from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
-KEEP_DOWNLOADS_S = 3600
-MAX_SAMPLES = 10
-STRATEGY_CHOICES = [("Greedy", "greedy"), ("Sampling", "sample"), ("Beam search", "beam")]
+KEEP_DOWNLOADS_S = 600
+OPTION_NAMES = [knob.name for knob in DecodingOptions.knobs()]   # the order of the option controls
 HONEST_NOTE = (
     "**What this model knows.** The default model was trained on the *scene world*: emoji scenes "
     "rendered offline (62 COCO object kinds, people doing things, 8 settings), not on photographs. "
     "It names the objects, counts them up to three and says the setting; photos get scene-world "
-    "captions. For photos, run the app with a COCO-trained checkpoint: "
-    "`python app.py --checkpoint DIR` or `CAPTIONER_CHECKPOINT=DIR python app.py` "
-    "(`hf://owner/repo` works too).")
+    "captions. A model trained on photographs (such as a COCO checkpoint) can be served instead "
+    "by whoever runs this demo.")
+log = logging.getLogger("captioner.demo")
 
 
-@dataclass
-class Result:
-    """Everything the page shows at once for one request (downloads come right after)."""
-    caption: str
-    details: dict                       # words, probs, strategy, seed, log_prob
-    confidence: list                    # [(word, prob)] for a highlighted-text view
-    overlays: list                      # [(PIL image, "word (0.93)")]
-    samples: list                       # [[caption, log_prob]] when several samples were drawn
-    seed_note: str
-    best: object                        # the Caption itself, for the word view and the downloads
+def shown_to_users(fn):
+    """Input problems reach the user as their own message; anything else as a plain apology
+    (the traceback goes to the server's log only)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, ValueError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        except Exception:
+            log.exception("captioning failed")
+            raise gr.Error("Something went wrong captioning this image. Please try another one.",
+                           print_exception=False) from None
+    return wrapper
 
 
-def visibility(strategy: str) -> dict[str, bool]:
-    """Which decoding controls apply to a strategy."""
-    sampling = strategy == "sample"
-    return {"temperature": sampling, "top_k": sampling, "num_samples": sampling, "seed": sampling,
-            "beam_size": strategy == "beam"}
+class Page:
+    """The page's events over one loaded Captioner."""
+
+    def __init__(self, captioner):
+        self.captioner = captioner
+
+    # --- the page's own events ----------------------------------------------------------------
+
+    @shown_to_users
+    def caption_image(self, image, *options) -> tuple:
+        """Caption button -> caption, details, confidence, word overlays, selected word, samples,
+        seed note, and the caption itself (session state for the word view and downloads)."""
+        return self._page_outputs(self._captions(_required(image), options))
+
+    @shown_to_users
+    def caption_url(self, url, *options) -> tuple:
+        """Fetch button or Enter in the URL box -> as `caption_image`."""
+        return self._page_outputs(self._captions(_fetched(url), options))
+
+    @staticmethod
+    @shown_to_users
+    def show_word(caption, event: gr.SelectData):
+        """A click on a word's overlay -> that word's overlay, large."""
+        return word_view(caption, event.index)
+
+    @staticmethod
+    def show_controls(strategy) -> list:
+        """Strategy changed -> which option controls apply (in OPTION_NAMES order, strategy left out)."""
+        shown = visibility(strategy)
+        return [gr.update(visible=shown[name]) for name in OPTION_NAMES[1:]]
+
+    @staticmethod
+    @shown_to_users
+    def downloads(caption) -> tuple[str | None, str | None]:
+        """Right after a caption -> the attention grid as a PNG figure and as an animated GIF."""
+        return save_downloads(caption)
+
+    # --- the API ------------------------------------------------------------------------------
+
+    @shown_to_users
+    def api_caption(self, image, *options) -> tuple[str, dict]:
+        """Caption an uploaded image: returns the caption, then JSON with words, probs, log_prob,
+        strategy, seed (and every sample)."""
+        return _api_outputs(self._captions(_required(image), options))
+
+    @shown_to_users
+    def api_caption_url(self, url, *options) -> tuple[str, dict]:
+        """Caption the image at a public http(s) URL (fetched by the server): as /caption."""
+        return _api_outputs(self._captions(_fetched(url), options))
+
+    def _captions(self, image, options) -> list:
+        """[Caption], most likely first, for options in OPTION_NAMES order as the page sent them."""
+        captions = self.captioner.captions(image, **dict(zip(OPTION_NAMES, options)))
+        if not captions[0].words:
+            raise InputError("The model produced an empty caption for this image; try another strategy")
+        return captions
+
+    def _page_outputs(self, captions) -> tuple:
+        best = captions[0]
+        seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
+                     if best.seed is not None else "")
+        samples = [[c.text, round(c.log_prob, 3)] for c in captions] if len(captions) > 1 else []
+        return (best.text, details(captions),
+                [(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
+                word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
+                word_view(best, 0), gr.update(value=samples, visible=bool(samples)), seed_note, best)
 
 
-def decode(captioner, image, strategy: str = "greedy", temperature: float = 1.0, top_k: int = 0,
-           beam_size: int = 3, seed=None, num_samples: int = 1, max_length=None) -> list:
-    """Run the model as the page's controls ask -> [Caption], most likely first (several only when
-    sampling with num_samples > 1). Options arrive as the browser or an API client sent them."""
+def _required(image):
     if image is None:
         raise InputError("Please upload an image, paste one, pick an example, or give a URL")
-    picture = load_image(image)
-    seed, max_length = _optional_int(seed), _optional_int(max_length) or None
-    top_k, beam_size, num_samples = int(top_k or 0), int(beam_size or 3), int(num_samples or 1)
-    if not 1 <= num_samples <= MAX_SAMPLES:
-        raise InputError(f"The number of samples must be between 1 and {MAX_SAMPLES}")
-    if strategy == "sample" and num_samples > 1:
-        captions = captioner.sample_captions(picture, num_samples, float(temperature), top_k, seed, max_length)
-    else:
-        captions = [captioner.caption(picture, strategy, float(temperature), top_k, beam_size, seed, max_length)]
-    if not captions[0].words:
-        raise InputError("The model produced an empty caption for this image; try another strategy")
-    return captions
+    return image
 
 
-def decode_url(captioner, url: str, **options) -> list:
-    """Fetch the image on the server (public http(s) addresses only), then as `decode`."""
+def _fetched(url) -> bytes:
+    """The image bytes at a URL, fetched on the server (public http(s) addresses only)."""
     if not url or not str(url).strip():
         raise InputError("Please enter an image URL (http or https)")
-    return decode(captioner, load_image_url(str(url).strip()), **options)
+    return fetch_url(str(url).strip())
 
 
 def details(captions) -> dict:
@@ -83,37 +138,8 @@ def details(captions) -> dict:
     return out
 
 
-def api_outputs(captions) -> tuple[str, dict]:
-    """What /caption and /caption_url return: the caption text, then `details`."""
+def _api_outputs(captions) -> tuple[str, dict]:
     return captions[0].text, details(captions)
-
-
-def caption_image(captioner, image, *options, **named) -> Result:
-    """Everything the page shows for one image (options as `decode`)."""
-    return build_result(decode(captioner, image, *options, **named))
-
-
-def caption_url(captioner, url: str, **options) -> Result:
-    return build_result(decode_url(captioner, url, **options))
-
-
-def build_result(captions) -> Result:
-    best = captions[0]
-    seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
-                 if best.seed is not None else "")
-    return Result(
-        caption=best.text, details=details(captions),
-        confidence=[(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
-        overlays=word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
-        samples=[[c.text, round(c.log_prob, 3)] for c in captions] if len(captions) > 1 else [],
-        seed_note=seed_note, best=best)
-
-
-def _optional_int(value) -> int | None:
-    """Empty boxes (None, "", NaN) mean "not set"."""
-    if value is None or (isinstance(value, str) and not value.strip()) or value != value:
-        return None
-    return int(value)
 
 
 def word_view(caption, index: int = 0):
@@ -123,8 +149,8 @@ def word_view(caption, index: int = 0):
     return overlay(caption.image, caption.attention[index], max_side=640)
 
 
-def downloads(caption) -> tuple[str | None, str | None]:
-    """The attention grid as a PNG figure and as an animated GIF (made after the caption is shown)."""
+def save_downloads(caption) -> tuple[str | None, str | None]:
+    """The attention grid as a PNG figure and as an animated GIF, in a folder kept KEEP_DOWNLOADS_S."""
     if caption is None:
         return None, None
     folder = _download_folder()
@@ -141,7 +167,7 @@ def _slug(text: str) -> str:
 
 
 def _download_folder() -> Path:
-    """A shared folder for downloads; files older than an hour are removed as new ones arrive."""
+    """A shared folder for downloads; old files are removed as new ones arrive."""
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - KEEP_DOWNLOADS_S
     for old in DOWNLOADS.iterdir():
@@ -163,12 +189,3 @@ def model_panel(captioner) -> str:
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
             f"| Vocabulary | {len(captioner.vocab)} words |\n"
             f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")
-
-
-def example_images(folder) -> list[str]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    pictures = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
-    # What the default model knows (scenes) first; the photos that show its limits after them.
-    return [str(p) for p in sorted(pictures, key=lambda p: (p.name.startswith("photo_"), p.name))]

@@ -36,10 +36,6 @@ class Encoder(tf.Module):
         self.features = tf.function(self._features,
                                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
 
-    @property
-    def encoder_name(self) -> str:
-        return self.name
-
     def resize(self, image) -> tf.Tensor:
         """One uint8 image (H, W, 3) of any size -> (S, S, 3) float32 in [0, 255]."""
         image = tf.cast(tf.convert_to_tensor(image), tf.float32)
@@ -52,9 +48,16 @@ class Encoder(tf.Module):
         grid = self.network(scaled, training=False)                     # (B, g, g, C)
         return tf.reshape(grid, [tf.shape(grid)[0], -1, self.feature_dim])  # (B, g*g, C)
 
-    def encode(self, images) -> np.ndarray:
-        """A list of uint8 (H, W, 3) images of any sizes -> (B, grid*grid, C) float32."""
-        return self.features(tf.stack([self.resize(im) for im in images])).numpy()
+    def image_features(self, images) -> tf.Tensor:
+        """RGB images (PIL or uint8 (H, W, 3) arrays) of any sizes -> (B, grid*grid, C), rounded
+        exactly as the training cache stores them."""
+        return as_stored(self.features(tf.stack([self.resize(np.asarray(im, np.uint8)) for im in images])))
+
+
+def as_stored(features: tf.Tensor) -> tf.Tensor:
+    """Features rounded through float16, as the training cache keeps them: the model sees the same
+    numbers at use as in training."""
+    return tf.cast(tf.cast(features, tf.float16), tf.float32)
 
 
 def decode_image_bytes(data) -> tf.Tensor:

@@ -14,8 +14,9 @@ from tqdm import tqdm
 from .data import load_captions
 
 
-def evaluate(captioner, captions_file, images_dir, instances_file=None, strategy: str = "greedy",
-             limit: int = 0, batch_size: int = 32, progress: bool = True, **decoding) -> dict:
+def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: int = 0, batch_size: int = 32,
+             progress: bool = True, **options) -> dict:
+    """Caption the first `limit` images (0: all) with the given decoding options -> the figures."""
     from .scenes.metrics import caption_scores, scene_metrics
     captions = load_captions(captions_file, images_dir)
     count = min(limit, len(captions.files)) if limit else len(captions.files)
@@ -26,13 +27,13 @@ def evaluate(captioner, captions_file, images_dir, instances_file=None, strategy
     hypotheses, predictions = {}, []
     for start in tqdm(range(0, count, batch_size), desc="evaluate", unit="batch", disable=not progress):
         rows = range(start, min(start + batch_size, count))
-        results = captioner.caption_batch([Path(images_dir) / captions.files[r] for r in rows],
-                                          strategy=strategy, **decoding)
+        results = captioner.caption_batch([Path(images_dir) / captions.files[r] for r in rows], **options)
         for row, result in zip(rows, results):
             image_id = captions.image_ids[row]
             hypotheses[image_id] = result.text
             predictions.append({"image_id": image_id, "words": result.words, "attention": result.attention})
-    figures = {"images": count, "strategy": strategy, **caption_scores(references, hypotheses)}
+    figures = {"images": count, "strategy": options.get("strategy", "greedy"),
+               **caption_scores(references, hypotheses)}
     if instances_file:
         figures.update(scene_metrics(predictions, json.loads(Path(instances_file).read_text())))
     return figures

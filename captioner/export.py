@@ -11,7 +11,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from .decoding import greedy_search
-from .encoders import decode_image_bytes
+from .encoders import as_stored, decode_image_bytes
 
 
 class CaptionModule(tf.Module):
@@ -20,17 +20,17 @@ class CaptionModule(tf.Module):
         self.encoder = captioner.encoder          # tracked: the encoder's weights are saved
         self.model = captioner.checkpoint.model   # tracked: the decoder's weights are saved
         self.words = tf.constant(captioner.vocab.words)
+        self.end_id = captioner.vocab.end_id
         self.max_length = captioner.config.max_length
         self.grid = captioner.config.grid_size
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="image_bytes")])
     def serve(self, image_bytes):
         image = decode_image_bytes(image_bytes)
-        features = self.encoder.features(self.encoder.resize(image)[None])
-        features = tf.cast(tf.cast(features, tf.float16), tf.float32)   # as in the training cache
+        features = as_stored(self.encoder.features(self.encoder.resize(image)[None]))
         ids, probs, attention, _ = greedy_search(self.model, features, tf.constant(self.max_length))
         ids, probs, attention = ids[0], probs[0], attention[0]
-        length = tf.reduce_sum(tf.cast(tf.cumsum(tf.cast(ids == 2, tf.int32)) == 0, tf.int32))  # before <end>
+        length = tf.reduce_sum(tf.cast(tf.cumsum(tf.cast(ids == self.end_id, tf.int32)) == 0, tf.int32))  # before <end>
         words = tf.gather(self.words, ids[:length])
         return {"caption": tf.strings.reduce_join(words, separator=" "), "words": words,
                 "probs": probs[:length],

@@ -86,12 +86,12 @@ def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 
     return captions
 
 
-def evaluate_photos(captioner, labels_file, photos_dir, strategy: str = "greedy", captions_out=None,
-                    **decoding) -> tuple[dict, dict[str, str]]:
+def evaluate_photos(captioner, labels_file, photos_dir, captions_out=None,
+                    **options) -> tuple[dict, dict[str, str]]:
     """Caption the labelled photos; -> (figures, {file: caption}); also writes the captions as JSON
     lines ({"file", "caption", "nouns", "named"}) to captions_out when given."""
     labels = load_labels(labels_file)
-    captions = caption_photos(captioner, labels, photos_dir, strategy=strategy, **decoding)
+    captions = caption_photos(captioner, labels, photos_dir, **options)
     figures = main_subject_recall(captions, labels, captioner.vocab.words)
     if captions_out:
         Path(captions_out).parent.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def make_steps(model, optimizer, attention_lambda: float, clip_norm: float, jit_
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
-    if name in ("", "none"):
+    if not TrainConfig(distribute=name).distributed:
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -109,16 +109,16 @@ def fit(config: CheckpointConfig, vocab: Vocabulary, train_data, val_data, steps
         if resume and (out / TRAIN_STATE).is_file():
             history, first_epoch = _resume(out, model, optimizer)
     # XLA cannot place one cluster's variables across replicas, so distributed runs go without it.
-    jit = cfg.jit_compile and cfg.distribute in ("", "none")
+    jit = cfg.jit_compile and not cfg.distributed
     train_step, eval_step = make_steps(model, optimizer, cfg.attention_lambda, cfg.clip_norm, jit,
                                        cfg.attention_supervision)
     run = lambda step, batch: strategy.reduce("sum", strategy.run(step, args=batch), axis=None) \
-        if cfg.distribute not in ("", "none") else step(*batch)
+        if cfg.distributed else step(*batch)
     writer = tf.summary.create_file_writer(str(out.with_name(out.name + "_logs")))
     for epoch in range(first_epoch, cfg.epochs):
         start, losses = time.perf_counter(), []
         with tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress) as bar:
-            for batch in _distributed(strategy, train_data, cfg.distribute):
+            for batch in (strategy.experimental_distribute_dataset(train_data) if cfg.distributed else train_data):
                 loss, _ = run(train_step, batch)
                 losses.append(float(loss))   # replicas hold shares of one global mean: summed above
                 bar.update(1)
@@ -134,9 +134,6 @@ def fit(config: CheckpointConfig, vocab: Vocabulary, train_data, val_data, steps
     save_loss_curve(history, out / "loss_curve.png")
     return history
 
-
-def _distributed(strategy, dataset, distribute: str):
-    return dataset if distribute in ("", "none") else strategy.experimental_distribute_dataset(dataset)
 
 
 def _resume(out: Path, model, optimizer):
@@ -177,8 +174,9 @@ def save_loss_curve(history: dict, path: Path) -> Path:
 
 
 def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, encoder_weights="default",
-          resume: bool = False, progress: bool = True) -> dict:
-    """Captions file + image folder -> features (cached) -> vocabulary -> fit()."""
+          resume: bool = False, progress: bool = True, known_phrases: dict | None = None) -> dict:
+    """Captions file + image folder -> features (cached) -> vocabulary -> fit(). `known_phrases`:
+    the words that name each boxed category, for attention supervision (grounding.category_phrases)."""
     from .encoders import build_encoder
     cfg = train_config
     captions = data.load_captions(cfg.captions, cfg.images, cfg.limit_captions)
@@ -191,32 +189,33 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     is_val = np.isin(np.arange(len(captions.files)), val_images)
     train_pairs = [p for p in captions.pairs if not is_val[p[0]]]
     val_pairs = [p for p in captions.pairs if is_val[p[0]]]
-    vocab = _fit_vocab(cfg, train_pairs, resume)
+    vocab = _fit_vocab(cfg, train_pairs, resume, model_config.vocab_size)
     model_config = dataclasses.replace(
         model_config, vocab_size=len(vocab), grid_size=encoder.grid_size, feature_dim=encoder.feature_dim)
     config = CheckpointConfig(model=model_config, train=cfg)
     batches = lambda pairs, **kw: data.caption_dataset(
-        features, *data.encode_captions(pairs, vocab, cfg.max_caption_words), cfg.batch_size,
-        cfg.max_caption_words, grounding=_grounding(cfg, captions, pairs, encoder.grid_size), **kw)
+        features, *data.encode_captions(pairs, vocab, model_config.max_length), cfg.batch_size,
+        model_config.max_length, grounding=_grounding(cfg, captions, pairs, model_config, known_phrases), **kw)
     train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=len(train_pairs) >= cfg.batch_size)
     val_data = batches(val_pairs, shuffle=False) if val_pairs else None
     steps = max(len(train_pairs) // cfg.batch_size, 1)   # full batches only, see drop_remainder
     return fit(config, vocab, train_data, val_data, steps, resume=resume, progress=progress)
 
 
-def _grounding(cfg: TrainConfig, captions, pairs, grid: int):
+def _grounding(cfg: TrainConfig, captions, pairs, model_config: ModelConfig, known_phrases):
     """Object cells per caption step for attention supervision, or None when it is off."""
     if cfg.attention_supervision <= 0:
         return None
     if not cfg.instances:
         raise ValueError("--attention-supervision needs --instances (a COCO instances.json with boxes)")
     from .grounding import caption_object_cells
-    return caption_object_cells(cfg.instances, captions.image_ids, pairs, cfg.max_caption_words, grid)
+    return caption_object_cells(cfg.instances, captions.image_ids, pairs, model_config.max_length,
+                                model_config.grid_size, known_phrases)
 
 
-def _fit_vocab(cfg: TrainConfig, train_pairs, resume: bool) -> Vocabulary:
+def _fit_vocab(cfg: TrainConfig, train_pairs, resume: bool, most_words: int) -> Vocabulary:
     """A resumed run must keep the vocabulary its weights were trained with."""
     saved = Path(cfg.out) / "vocab.json"
     if resume and saved.is_file():
         return Vocabulary.load(saved)
-    return Vocabulary.fit((c for _, c in train_pairs), cfg.vocab_top_k)
+    return Vocabulary.fit((c for _, c in train_pairs), most_words)

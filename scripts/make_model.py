@@ -48,6 +48,7 @@ def main() -> None:
     from captioner.config import ModelConfig, TrainConfig
     from captioner.evaluate import evaluate
     from captioner.scenes import render_dataset
+    from captioner.scenes.metrics import category_phrases
     from captioner.train import train
 
     work, timings, start = Path(args.work), {}, time.perf_counter()
@@ -65,11 +66,12 @@ def main() -> None:
                                                    workers=args.workers))
     train_config = TrainConfig(captions=str(train_dir / "captions.json"), images=str(train_dir / "images"),
                                out=str(run), epochs=args.epochs, batch_size=64, learning_rate=2e-3,
-                               max_caption_words=20, val_fraction=0.05, seed=0,
+                               val_fraction=0.05, seed=0,
                                attention_supervision=args.attention_supervision,
                                instances=str(train_dir / "instances.json"))
     model_config = ModelConfig(max_length=24, image_size=args.image_size)
-    history = timed("features_and_train", lambda: train(train_config, model_config, work / "features"))
+    history = timed("features_and_train", lambda: train(train_config, model_config, work / "features",
+                                                        known_phrases=category_phrases()))
     captioner = Captioner.load(run)
     figures = timed("evaluate", lambda: evaluate(
         captioner, heldout_dir / "captions.json", heldout_dir / "images", heldout_dir / "instances.json"))
@@ -136,7 +138,7 @@ on photos it still answers in scene-world sentences, often wrongly. For photos, 
 `make model` ({timings['total'] / 60:.1f} minutes measured on a 2-core CPU, rendering and feature
 extraction included): {args.epochs} epochs, batch {train_config.batch_size}, Adam with cosine decay from
 {train_config.learning_rate}, gradient clipping at {train_config.clip_norm}, captions cut at
-{train_config.max_caption_words} words. Final training loss {history['loss'][-1]:.3f}, validation
+{model_config.max_length} words. Final training loss {history['loss'][-1]:.3f}, validation
 cross-entropy {history['val_loss'][-1]:.3f}. Step timings (s): {json.dumps(timings)}.
 
 ## Held-out figures (greedy decoding, {figures['images']} images)

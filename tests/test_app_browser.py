@@ -39,7 +39,7 @@ def page_url(request, coco_fixture, tmp_path_factory):
     """The app over the tiny model with examples of its own; for the README's pictures
     (CAPTIONER_SCREENSHOTS=1) the real model ($CAPTIONER_CHECKPOINT, else the shipped default) and
     assets/examples."""
-    from captioner.demo import example_images
+    from captioner.assets import example_images
     examples = app.EXAMPLES
     if not (TAKE_SCREENSHOTS and example_images(examples)):
         examples = tmp_path_factory.mktemp("examples")

@@ -33,7 +33,7 @@ def client(server):
 def test_the_api_lists_exactly_the_two_named_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(named) == {"/caption", "/caption_url"}
-    options = ["strategy", "temperature", "top_k", "beam_size", "seed", "num_samples", "max_length"]
+    options = ["strategy", "temperature", "top_k", "beam_size", "seed", "num_samples", "max_length", "length_alpha"]
     for name, first in (("/caption", "image"), ("/caption_url", "url")):
         parameters = named[name]["parameters"]
         assert [p["parameter_name"] for p in parameters] == [first, *options]

@@ -1,6 +1,6 @@
 """The server against the attacks of the second security review, through its public HTTP API.
 
-Traffic goes only to loopback and to a test host on a carrier-grade NAT address (100.64.23.1)
+Traffic goes only to loopback and to a test host on a carrier-grade NAT address (100.64.x.y)
 inside a network namespace this module creates and removes.
 """
 import io
@@ -22,7 +22,10 @@ from PIL import Image
 import app
 from captioner import Captioner, serving
 
-HOST_IP = "100.64.23.1"          # carrier-grade NAT: Gradio's own downloader counted it public
+# Carrier-grade NAT (100.64.0.0/10), which Gradio's own downloader counted public; a /30 of its own
+# per run, so that runs side by side do not share a route.
+_NET = 100 * 2 ** 24 + 64 * 2 ** 16 + 4 * int(uuid.uuid4().int % 2 ** 14)
+HOST_IP, OUTER_IP = (".".join(str((_NET + n) >> shift & 255) for shift in (24, 16, 8, 0)) for n in (1, 2))
 
 
 def free_port() -> int:
@@ -102,7 +105,7 @@ TEST_HOST = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def test_host(tmp_path_factory):
-    """An HTTP server at 100.64.23.1:8080 in a network namespace (veth pair), logging each request."""
+    """An HTTP server at HOST_IP:8080 in a network namespace (veth pair), logging each request."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         pytest.skip("a network namespace needs root and iproute2's `ip` (not available here)")
     name, tag = f"capt{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
@@ -112,7 +115,7 @@ def test_host(tmp_path_factory):
     log.touch()
     (folder / "host.py").write_text(TEST_HOST)
     setup = [["ip", "netns", "add", name], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
-             ["ip", "link", "set", inner, "netns", name], ["ip", "addr", "add", "100.64.23.2/30", "dev", outer],
+             ["ip", "link", "set", inner, "netns", name], ["ip", "addr", "add", f"{OUTER_IP}/30", "dev", outer],
              ["ip", "link", "set", outer, "up"],
              ["ip", "netns", "exec", name, "ip", "addr", "add", f"{HOST_IP}/30", "dev", inner],
              ["ip", "netns", "exec", name, "ip", "link", "set", inner, "up"]]

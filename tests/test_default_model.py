@@ -5,7 +5,7 @@ import json
 import pytest
 
 from captioner import Captioner
-from captioner.api import DEFAULT_CHECKPOINT
+from captioner.assets import DEFAULT_CHECKPOINT
 from captioner.evaluate import evaluate
 from captioner.scenes import render_dataset
 

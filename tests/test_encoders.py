@@ -103,7 +103,7 @@ def test_lite0_features_shape_and_no_retrace(lite0):
     traces = lite0.features.experimental_get_tracing_count()
     for size, batch in (((50, 80), 1), ((300, 200), 3), ((224, 224), 5)):
         images = [rng.integers(0, 256, size + (3,), dtype=np.uint8) for _ in range(batch)]
-        features = lite0.encode(images)
+        features = lite0.image_features(images).numpy()
         assert features.shape == (batch, 49, 1280) and features.dtype == np.float32
     assert lite0.features.experimental_get_tracing_count() == traces
     assert (lite0.name, lite0.grid_size, lite0.feature_dim, lite0.input_size) == ("efficientnet_lite0", 7, 1280, 224)
@@ -129,7 +129,7 @@ def test_inception_v3_with_random_weights_gives_an_8x8_grid(inception):
     traces = None
     for batch in (2, 3):
         images = [np.zeros((120, 90, 3), np.uint8)] + [np.full((400, 400, 3), 200, np.uint8)] * (batch - 1)
-        assert inception.encode(images).shape == (batch, 64, 2048)
+        assert inception.image_features(images).shape == (batch, 64, 2048)
         traces = traces or inception.features.experimental_get_tracing_count()
     assert inception.features.experimental_get_tracing_count() == traces
     assert (inception.name, inception.input_size, inception.grid_size, inception.feature_dim) == \
@@ -169,7 +169,7 @@ def test_bad_names_and_weights_files_are_clear(tmp_path):
 def test_a_larger_input_gives_a_finer_grid_and_its_own_cache(lite0):
     larger = build_encoder("efficientnet_lite0", image_size=256)
     image = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    assert larger.encode([image]).shape == (1, 64, 1280)          # 256 / 32 = 8 cells a side
+    assert larger.image_features([image]).shape == (1, 64, 1280)          # 256 / 32 = 8 cells a side
     assert (larger.input_size, larger.grid_size) == (256, 8)
     assert larger.cache_name == "efficientnet_lite0_256px" and lite0.cache_name == "efficientnet_lite0"
     for ours, native in zip(larger.network.weights, lite0.network.weights):   # the same ImageNet weights

@@ -8,7 +8,9 @@ import tensorflow as tf
 
 from captioner.config import CheckpointConfig, ModelConfig, TrainConfig
 from captioner.data import caption_dataset
-from captioner.grounding import box_cells, caption_object_cells, category_phrases, match_phrases
+from captioner.boxes import box_cells, match_phrases
+from captioner.grounding import caption_object_cells, category_phrases
+from captioner.scenes import metrics
 from captioner.scenes.metrics import pointing
 from captioner.train import fit, grounding_loss
 from captioner.vocab import Vocabulary
@@ -32,10 +34,12 @@ def test_box_cells_grow_boxes_by_half_a_cell():
 
 
 def test_phrases_match_longest_first_and_scene_plurals():
-    phrases = category_phrases({"hot dog", "dog", "skis", "sports ball"})
+    phrases = category_phrases({"hot dog", "dog", "skis", "sports ball"}, metrics.category_phrases())
     words = "two hot dogs next to a dog and three pairs of skis and two sports balls".split()
     assert [(name, start, end) for name, start, end in match_phrases(words, phrases)] == [
         ("hot dog", 1, 2), ("dog", 6, 6), ("skis", 11, 11), ("sports ball", 14, 15)]
+    generic = category_phrases({"skis", "dog"})                # without the world's table: name + "s"
+    assert [name for name, *_ in match_phrases("two dogs and a pair of skis".split(), generic)] == ["dog", "skis"]
 
 
 def instances_file(tmp_path):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from captioner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captioner.config import CheckpointConfig, ModelConfig
-from captioner.decoding import END, Decoder
+from captioner.decoding import END, Searches
 from captioner.model import build_model
 from captioner.train import attention_penalty, masked_loss
 from captioner.vocab import Vocabulary
@@ -24,7 +24,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def decoder(model):
-    return Decoder(model)
+    return Searches(model)
 
 
 def features(batch=2, seed=0):
@@ -144,7 +144,7 @@ def test_decoding_stops_at_max_length_when_end_never_comes():
     bias = stubborn.fc2.bias.numpy()
     bias[END] = -1e4                      # this model can never say <end>
     stubborn.fc2.bias.assign(bias)
-    decoder = Decoder(stubborn)
+    decoder = Searches(stubborn)
     for run in (lambda f: decoder.greedy(f, tf.constant(5)),
                 lambda f: decoder.beam(f[:1], tf.constant(5), tf.constant(3), tf.constant(0.7)),
                 lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
@@ -178,7 +178,7 @@ def test_checkpoint_round_trip_gives_identical_captions(tmp_path, model, decoder
     path = save(tmp_path, model)
     loaded = load_checkpoint(path)
     assert loaded.vocab.words == vocab().words and loaded.card == "# card\n"
-    again = Decoder(loaded.model)
+    again = Searches(loaded.model)
     f = features(3, 9)
     np.testing.assert_array_equal(decoder.greedy(f, tf.constant(8))[0].numpy(),
                                   again.greedy(f, tf.constant(8))[0].numpy())

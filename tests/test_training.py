@@ -58,10 +58,10 @@ def test_checkpoint_round_trip_gives_identical_greedy_captions(trained_checkpoin
 def test_seeded_sampling_repeats(trained_checkpoint, coco_fixture):
     model = Captioner.load(trained_checkpoint[0])
     path = sorted(coco_fixture[1].iterdir())[1]
-    runs = [[c.text for c in model.sample_captions(path, n=4, temperature=2.0, seed=3)] for _ in range(2)]
+    runs = [[c.text for c in model.captions(path, strategy="sample", num_samples=4, temperature=2.0, seed=3)] for _ in range(2)]
     assert runs[0] == runs[1]
-    assert model.caption(path, "sample", seed=9).text == model.caption(path, "sample", seed=9).text
-    assert model.caption(path, "beam", beam_size=1).text == model.caption(path).text
+    assert model.caption(path, strategy="sample", seed=9).text == model.caption(path, strategy="sample", seed=9).text
+    assert model.caption(path, strategy="beam", beam_size=1).text == model.caption(path).text
 
 
 def test_resume_continues_from_the_saved_epoch(trained_checkpoint, coco_fixture, tmp_path):
@@ -117,12 +117,12 @@ def test_twenty_images_of_different_caption_lengths_trace_once(trained_checkpoin
     images = [rng.integers(0, 256, (int(rng.integers(20, 300)), int(rng.integers(20, 300)), 3), dtype=np.uint8)
               for _ in range(16)] + [str(p) for p in sorted(coco_fixture[1].iterdir())[:4]]
     model.caption(images[0])
-    model.caption(images[0], "beam")
-    traces = (model.decoder.tracing_count(), model.encoder.features.experimental_get_tracing_count())
+    model.caption(images[0], strategy="beam")
+    traces = (model.searches.tracing_count(), model.encoder.features.experimental_get_tracing_count())
     lengths = {len(model.caption(image, max_length=int(rng.integers(3, 9))).words) for image in images}
-    lengths |= {len(model.caption(image, "beam", beam_size=int(rng.integers(1, 5))).words) for image in images[:6]}
+    lengths |= {len(model.caption(image, strategy="beam", beam_size=int(rng.integers(1, 5))).words) for image in images[:6]}
     assert len(lengths) > 1                                  # the captions really differ in length
-    assert (model.decoder.tracing_count(), model.encoder.features.experimental_get_tracing_count()) == traces
+    assert (model.searches.tracing_count(), model.encoder.features.experimental_get_tracing_count()) == traces
 
 
 def test_a_model_trained_at_another_image_size_keeps_it(coco_fixture, tmp_path):

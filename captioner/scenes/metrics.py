@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..grounding import box_cells, boxes_by_image, match_phrases
+from ..boxes import box_cells, boxes_by_image, match_phrases
 from . import tables
 
 COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
@@ -29,6 +29,12 @@ def noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
         plural = kind.plural.split()
         phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.noun
     return tuple(phrases.items())
+
+
+def category_phrases() -> dict[tuple[str, ...], str]:
+    """{words: COCO category} for every singular and plural form in the scene world's table."""
+    category_of = {kind.noun: kind.coco_category for kind in tables.objects()}
+    return {words: category_of[noun] for words, noun in noun_phrases()}
 
 
 def find_nouns(words: list[str]) -> list[tuple[str, int, int | None]]:

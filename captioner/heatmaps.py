@@ -90,8 +90,7 @@ def save_attention_figure(path, image, words, attention, probs=None) -> Path:
     return Path(path)
 
 
-def attention_gif(image, words, attention, probs=None, *, frame_ms: int = 800,
-                  max_side: int = 384) -> list[Image.Image]:
+def attention_gif(image, words, attention, probs=None, *, max_side: int = 384) -> list[Image.Image]:
     """Frames: the overlay of each word, with the caption below and the current word highlighted."""
     _check(words, attention, probs)
     base = _fit(image, max_side)
@@ -118,6 +117,6 @@ def _draw_caption(draw, words, current, font, width, top) -> None:
 
 
 def save_attention_gif(path, image, words, attention, probs=None, *, frame_ms: int = 800) -> Path:
-    frames = attention_gif(image, words, attention, probs, frame_ms=frame_ms)
+    frames = attention_gif(image, words, attention, probs)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     return Path(path)

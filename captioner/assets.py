@@ -1,0 +1,18 @@
+"""What ships beside the code: the default model and the example pictures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_CHECKPOINT = ASSETS / "model"
+EXAMPLES = ASSETS / "examples"
+PICTURES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def example_images(folder=EXAMPLES) -> list[Path]:
+    """The example pictures in a folder (none if it is missing): scenes first, then photos."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pictures = [p for p in folder.iterdir() if p.suffix.lower() in PICTURES]
+    return sorted(pictures, key=lambda p: (p.name.startswith("photo_"), p.name))
