@@ -95,10 +95,10 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
 
         # The page's own events (private: the API page lists only the two endpoints below).
         outputs = [text, details, confidence, gallery, selected, samples, seed_note, shown]
-        button.click(page.caption_image, [image, *options], outputs, api_visibility="private",
+        button.click(page.show_caption, [image, *options], outputs, api_visibility="private",
                      scroll_to_output=True).then(page.downloads, shown, [figure_file, gif_file],
                                                  api_visibility="private")
-        gr.on([url_button.click, url.submit], page.caption_url, [url, *options], outputs,
+        gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options], outputs,
               api_visibility="private", scroll_to_output=True).then(
             page.downloads, shown, [figure_file, gif_file], api_visibility="private")
         options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")

@@ -172,10 +172,16 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import ModelConfig, TrainConfig
     parser = argparse.ArgumentParser(prog="python -m captioner", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add_commands in (_model_commands, _data_commands, _tool_commands):
+        add_commands(sub)
+    return parser
 
+
+def _model_commands(sub) -> None:
+    """caption, features, train."""
+    from .config import ModelConfig, TrainConfig
     p = sub.add_parser("caption", help="caption image files")
     p.add_argument("images", nargs="+")
     p.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo (default: shipped model)")
@@ -203,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.set_defaults(run=cmd_train)
 
+
+def _data_commands(sub) -> None:
+    """scenes, photos, evaluate."""
     p = sub.add_parser("scenes", help="render the scene-world dataset")
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=1000)
@@ -235,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
 
+
+def _tool_commands(sub) -> None:
+    """bench, push, export."""
     p = sub.add_parser("bench", help="speed of encoding, decoding and training vs the eager way")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--image", default=None, help="time everything on this image (default: the example scenes "
@@ -255,7 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--encoder-weights", default="default")
     p.set_defaults(run=cmd_export)
-    return parser
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ outputs, so concurrent users never see each other's results.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 import tempfile
@@ -49,6 +50,25 @@ def shown_to_users(fn):
     return wrapper
 
 
+def named_options(first: str):
+    """For an API endpoint `fn(self, first, *options)`: a signature that names every option with
+    its default, which Gradio reads for the API page and gradio_client's keyword arguments."""
+    def decorate(fn):
+        plain = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        signature = inspect.Signature(
+            [inspect.Parameter("self", plain), inspect.Parameter(first, plain)]
+            + [inspect.Parameter(knob.name, plain, default=knob.default) for knob in DecodingOptions.knobs()])
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return fn(*bound.args)
+        wrapper.__signature__ = signature
+        return wrapper
+    return decorate
+
+
 class Page:
     """The page's events over one loaded Captioner."""
 
@@ -58,14 +78,14 @@ class Page:
     # --- the page's own events ----------------------------------------------------------------
 
     @shown_to_users
-    def caption_image(self, image, *options) -> tuple:
+    def show_caption(self, image, *options) -> tuple:
         """Caption button -> caption, details, confidence, word overlays, selected word, samples,
         seed note, and the caption itself (session state for the word view and downloads)."""
         return self._page_outputs(self._captions(_required(image), options))
 
     @shown_to_users
-    def caption_url(self, url, *options) -> tuple:
-        """Fetch button or Enter in the URL box -> as `caption_image`."""
+    def show_caption_from_url(self, url, *options) -> tuple:
+        """Fetch button or Enter in the URL box -> as `show_caption`."""
         return self._page_outputs(self._captions(_fetched(url), options))
 
     @staticmethod
@@ -88,12 +108,14 @@ class Page:
 
     # --- the API ------------------------------------------------------------------------------
 
+    @named_options("image")
     @shown_to_users
     def api_caption(self, image, *options) -> tuple[str, dict]:
         """Caption an uploaded image: returns the caption, then JSON with words, probs, log_prob,
         strategy, seed (and every sample)."""
         return _api_outputs(self._captions(_required(image), options))
 
+    @named_options("url")
     @shown_to_users
     def api_caption_url(self, url, *options) -> tuple[str, dict]:
         """Caption the image at a public http(s) URL (fetched by the server): as /caption."""

@@ -45,10 +45,8 @@ class GuardedBlocks(gr.Blocks):
                     raise gr.Error(NOT_UPLOADED.format(field=_name(block)), print_exception=False)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error:
-            raise
-        except Exception:
-            raise gr.Error(_refusal(block_fn.inputs, inputs), print_exception=False) from None
+        except Exception as error:
+            raise gr.Error(_refusal(block_fn.inputs, inputs, error), print_exception=False) from None
 
 
 def _file_paths(value) -> list[str]:
@@ -73,16 +71,18 @@ def _name(block) -> str:
     return f'"{block.label}"' if getattr(block, "label", None) else f"The {block.get_block_name()} field"
 
 
-def _refusal(blocks, inputs) -> str:
-    """Which input Gradio could not read, found by reading each again on its own."""
+def _refusal(blocks, inputs, error: Exception) -> str:
+    """A message naming the input Gradio could not read, found by reading each again on its own."""
     for block, value in zip(blocks, inputs):
         if not _file_paths(value):
             try:
                 block.preprocess(value)
-            except Exception as error:
-                reason = "not a finite number" if isinstance(error, (TypeError, ValueError, OverflowError)) \
-                    else "not a valid value"
-                return f"{_name(block)}: {str(value)[:40]!r} is {reason}"
+            except gr.Error as refusal:
+                return f"{_name(block)}: {refusal.message}"
+            except Exception:
+                return f"{_name(block)}: {str(value)[:40]!r} is not a valid value"
+    if isinstance(error, gr.Error):
+        return error.message
     return "One of the inputs could not be read; check the parameter types (see the API page)"
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny COCO-format dataset the tests draw themselves, and a model trained on it."""
 import json
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -53,3 +54,26 @@ def trained_checkpoint(coco_fixture, tmp_path_factory):
     model = ModelConfig(embedding_dim=32, units=64, dropout=0.0, max_length=8)
     history = train(config, model, out.parent / "cache", progress=False)
     return out, history
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_app(model, examples_dir):
+    """The app over `model`, served on a free loopback port as `python app.py` serves it."""
+    import app
+    demo = app.build_app(model, examples_dir=examples_dir)
+    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    return demo
+
+
+@pytest.fixture(scope="session")
+def tiny_app(trained_checkpoint, tmp_path_factory):
+    """The app over the tiny fixture model with no examples (the API tests share it)."""
+    from captioner import Captioner
+    demo = start_app(Captioner.load(trained_checkpoint[0]).warm_up(), tmp_path_factory.mktemp("no-examples"))
+    yield demo
+    demo.close()

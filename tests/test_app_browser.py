@@ -1,13 +1,13 @@
 """End to end in a real headless browser: Debian's Chromium driven by Playwright (no download)."""
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 import app
 from captioner import Captioner
+from conftest import start_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -15,12 +15,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SCREENSHOTS = Path(os.environ.get("CAPTIONER_SCREENSHOTS_DIR")
                    or Path(__file__).resolve().parent.parent / "docs" / "screenshots")
 TAKE_SCREENSHOTS = os.environ.get("CAPTIONER_SCREENSHOTS") == "1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +43,7 @@ def page_url(request, coco_fixture, tmp_path_factory):
         model = Captioner.load()
     else:
         model = Captioner.load(request.getfixturevalue("trained_checkpoint")[0])
-    demo = app.build_app(model.warm_up(), examples_dir=examples)
-    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    demo = start_app(model.warm_up(), examples)
     yield demo.local_url
     demo.close()
 

@@ -1,28 +1,16 @@
 """The app's two API endpoints, called with gradio_client against a server this test starts."""
-import socket
 import time
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import app
 from captioner import Captioner
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained_checkpoint, tmp_path_factory):
-    model = Captioner.load(trained_checkpoint[0]).warm_up()
-    demo = app.build_app(model, examples_dir=tmp_path_factory.mktemp("none"))
-    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
-    demo.close()
+def server(tiny_app):
+    return tiny_app.local_url
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import app
-from captioner import Captioner, serving
+from captioner import serving
+from captioner.options import DecodingOptions
 
 # Carrier-grade NAT (100.64.0.0/10), which Gradio's own downloader counted public; a /30 of its own
 # per run, so that runs side by side do not share a route.
@@ -28,22 +28,14 @@ _NET = 100 * 2 ** 24 + 64 * 2 ** 16 + 4 * int(uuid.uuid4().int % 2 ** 14)
 HOST_IP, OUTER_IP = (".".join(str((_NET + n) >> shift & 255) for shift in (24, 16, 8, 0)) for n in (1, 2))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained_checkpoint, tmp_path_factory):
-    model = Captioner.load(trained_checkpoint[0]).warm_up()
-    demo = app.build_app(model, examples_dir=tmp_path_factory.mktemp("none"))
-    app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield demo
-    demo.close()
+def server(tiny_app):
+    return tiny_app
 
 
-OPTIONS = ["greedy", 1.0, 0, 3, None, 1, 8]   # strategy, temperature, top_k, beam, seed, samples, length
+# Every decoding option as a client sends it (the tiny model writes at most 8 words).
+OPTIONS = [8 if knob.name == "max_length" else knob.default for knob in DecodingOptions.knobs()]
+POSITION = {knob.name: n + 1 for n, knob in enumerate(DecodingOptions.knobs())}
 
 
 def call(demo, api_name: str, data: list, timeout: float = 30) -> tuple[str, object]:
@@ -150,8 +142,9 @@ def test_a_url_in_a_file_field_is_refused_and_never_fetched(server, test_host, r
     event, payload = call(server, "caption", [file_data(url)])
     assert event == "error" and "takes an uploaded file only" in payload["error"]
     assert "/caption_url" in payload["error"]
-    event, payload = call(server, "caption_url", ["https://example.invalid/a.png", "greedy", 1.0, 0, 3,
-                                                   file_data(url)])
+    data = ["https://example.invalid/a.png", *OPTIONS]
+    data[POSITION["seed"]] = file_data(url)
+    event, payload = call(server, "caption_url", data)
     assert event == "error" and "takes an uploaded file only" in payload["error"]   # any parameter
     assert time.monotonic() - start < 2
     time.sleep(0.3)
@@ -196,7 +189,10 @@ def test_uploads_are_limited_in_count_and_total_size(server, tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 52428800\r\n"
                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
-            reply = raw.recv(4096).decode()
+            reply = b""
+            while b"per request" not in reply and (chunk := raw.recv(4096)):
+                reply += chunk
+            reply = reply.decode()
         assert reply.startswith("HTTP/1.1 413") and "MB per request" in reply
 
         def chunks():                                           # no Content-Length: counted as it comes
@@ -215,13 +211,14 @@ def test_uploads_and_made_files_are_deleted_within_ten_minutes(server):
 
 # --- 9: every refusal carries a message -------------------------------------------------------
 
-@pytest.mark.parametrize("position, value, field", [
-    (5, float("nan"), "Seed"), (5, float("inf"), "Seed"), (5, "abc", "Seed"), (2, "x", "Temperature")])
-def test_bad_values_are_refused_with_a_message_naming_the_field(server, coco_fixture, position, value, field):
+@pytest.mark.parametrize("name, value, field", [
+    ("seed", float("nan"), "Seed"), ("seed", float("inf"), "Seed"), ("seed", "abc", "Seed"),
+    ("temperature", "x", "Temperature")])
+def test_bad_values_are_refused_with_a_message_naming_the_field(server, coco_fixture, name, value, field):
     # Before: {"error": null}.
     image = upload(server, sorted(coco_fixture[1].iterdir())[0])
-    data = [image, "sample", 1.0, 0, 3, None, 1, 8]
-    data[position] = value
+    data = [image, *OPTIONS]
+    data[POSITION["strategy"]], data[POSITION[name]] = "sample", value
     event, payload = call(server, "caption", data)
     assert event == "error" and payload["error"] and field in payload["error"]
 

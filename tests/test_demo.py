@@ -35,7 +35,7 @@ def run(page, image, **options) -> dict:
     """The Caption button's event with the page's option controls (DecodingOptions order)."""
     values = [options.get(name, knob.default) for name, knob in
               zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
-    return dict(zip(OUTPUTS, page.caption_image(image, *values)))
+    return dict(zip(OUTPUTS, page.show_caption(image, *values)))
 
 
 def api(page, image, **options):
@@ -111,8 +111,8 @@ def test_api_outputs_are_the_caption_then_its_json(page, picture):
 @pytest.mark.parametrize("call, message", [
     (lambda page: run(page, None), "upload an image"),
     (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="beam", beam_size=99), "Beam size"),
-    (lambda page: page.caption_url("http://127.0.0.1:7860/secret.png", *OPTION_DEFAULTS), "not allowed"),
-    (lambda page: page.caption_url("  ", *OPTION_DEFAULTS), "enter an image URL"),
+    (lambda page: page.show_caption_from_url("http://127.0.0.1:7860/secret.png", *OPTION_DEFAULTS), "not allowed"),
+    (lambda page: page.show_caption_from_url("  ", *OPTION_DEFAULTS), "enter an image URL"),
     (lambda page: page.api_caption_url("file:///etc/passwd", *OPTION_DEFAULTS), "Only http and https"),
     (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", num_samples=11), "Number of samples"),
     (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", temperature=9), "Temperature"),
