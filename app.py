@@ -17,7 +17,7 @@ import sys
 
 import gradio as gr
 
-import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
+import captioner
 from captioner import serving
 from captioner.assets import EXAMPLES, example_images
 from captioner.demo import Page, model_panel
@@ -117,6 +117,7 @@ def serve(app: gr.Blocks, **launch_options):
 
 
 def main(argv=None) -> int:
+    captioner.import_tensorflow_quietly()        # CAPTIONER_TF_LOGS=1 shows TensorFlow's C++ start-up log
     from captioner import Captioner
     from captioner.checkpoint import CheckpointError
     parser = argparse.ArgumentParser(description="Serve the captioner web demo")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import captioner  # noqa: F401  (quietens TensorFlow before it is imported)
+import captioner
 
 
 def _add_decoding(parser) -> None:
@@ -270,6 +270,7 @@ def _tool_commands(sub) -> None:
 
 
 def main(argv=None) -> int:
+    captioner.import_tensorflow_quietly()        # CAPTIONER_TF_LOGS=1 shows TensorFlow's C++ start-up log
     from .checkpoint import CheckpointError
     args = build_parser().parse_args(argv)
     try:

@@ -44,6 +44,8 @@ def main() -> None:
     # which is what counting trips on. A larger input gives a finer grid from the same weights.
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="encoder input side (px)")
     args = parser.parse_args()
+    import captioner
+    captioner.import_tensorflow_quietly()
     from captioner.api import Captioner
     from captioner.config import ModelConfig, TrainConfig
     from captioner.evaluate import evaluate

@@ -88,6 +88,15 @@ def test_cli_caption_json_lines(trained_checkpoint, coco_fixture):
     assert [line["image"] for line in lines] == paths
     assert all(set(line) >= {"caption", "words", "probs"} and len(line["words"]) == len(line["probs"])
                for line in lines)
+    assert "cuInit" not in result.stderr and "absl" not in result.stderr    # TensorFlow's C++ start-up log
+
+
+def test_tensorflows_start_up_log_is_shown_when_asked_for(trained_checkpoint, coco_fixture):
+    import os
+    path = str(sorted(coco_fixture[1].iterdir())[0])
+    result = subprocess.run([sys.executable, "-m", "captioner", "caption", path, "--checkpoint", str(trained_checkpoint[0])],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "CAPTIONER_TF_LOGS": "1"})
+    assert result.returncode == 0 and "absl" in result.stderr
 
 
 def test_cli_refuses_a_corrupt_checkpoint_naming_the_file(trained_checkpoint, coco_fixture, tmp_path):
