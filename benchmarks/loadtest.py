@@ -3,7 +3,9 @@
 Starts `python app.py` in its own process, warms it up, then N clients each send M greedy
 /caption requests at once. Checks every request is answered without error, every caption equals
 the single-client caption of the same image, and the server's resident memory after the run is
-at most 1.2 x what it was after warm-up. Prints one JSON object (latency p50/p95 included).
+at most 1.2 x what it was after warm-up. Then a hostile burst: four attacks at a time (a
+progressive-JPEG scan bomb, a 40 MP float TIFF, a URL and a server path in the file field) while
+one client captions greedily; its slowest caption must take at most 2 s. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,7 +56,8 @@ def start_server(checkpoint: str | None, port: int) -> subprocess.Popen:
     raise RuntimeError("the app did not start in 180 s")
 
 
-def run(clients: int, requests: int, images: list[str], checkpoint: str | None = None) -> dict:
+def run(clients: int, requests: int, images: list[str], checkpoint: str | None = None,
+        hostile_seconds: float = 20) -> dict:
     from gradio_client import Client, handle_file
     port = free_port()
     server = start_server(checkpoint, port)
@@ -81,6 +86,7 @@ def run(clients: int, requests: int, images: list[str], checkpoint: str | None =
             outcomes = [r for rs in pool.map(one_client, range(clients)) for r in rs]
         wall = time.perf_counter() - start
         rss_after = rss_mb(server.pid)
+        hostile = hostile_burst(url, images[0]) if hostile_seconds else {}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -93,7 +99,65 @@ def run(clients: int, requests: int, images: list[str], checkpoint: str | None =
             "latency_p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1),
             "throughput_per_s": round(len(outcomes) / wall, 2), "wall_s": round(wall, 1),
             "rss_after_warmup_mb": round(rss_warm, 1), "rss_after_run_mb": round(rss_after, 1),
-            "rss_ratio": round(rss_after / rss_warm, 3)}
+            "rss_ratio": round(rss_after / rss_warm, 3), **hostile}
+
+
+def hostile_files(folder: Path) -> list[Path]:
+    """A scan bomb (6000x6000, 5,000 repeats of one scan) and a float TIFF just under 40 MP."""
+    import io
+    import numpy as np
+    from PIL import Image
+    data = io.BytesIO()
+    Image.new("L", (6000, 6000), 128).save(data, "JPEG", progressive=True, quality=50)
+    data = data.getvalue()
+    scan = data[data.rfind(b"\xff\xda"):data.rfind(b"\xff\xd9")]
+    (folder / "bomb.jpg").write_bytes(data[:data.rfind(b"\xff\xd9")] + scan * 5000 + b"\xff\xd9")
+    Image.fromarray(np.full((6300, 6300), 0.5, np.float32), "F").save(folder / "float.tif",
+                                                                       compression="tiff_adobe_deflate")
+    return [folder / "bomb.jpg", folder / "float.tif"]
+
+
+def call_raw(http, url: str, first) -> str:
+    """/caption through the plain HTTP API (a client can send what gradio_client would not)."""
+    from captioner.options import DecodingOptions
+    data = [first, *[knob.default if knob.name != "max_length" else 24 for knob in DecodingOptions.knobs()]]
+    event = http.post(f"{url}gradio_api/call/caption", json={"data": data}).json()["event_id"]
+    return http.get(f"{url}gradio_api/call/caption/{event}").text
+
+
+def hostile_burst(url: str, image: str, seconds: float = 20) -> dict:
+    """Four hostile requests at a time for `seconds`, while one client captions an image greedily."""
+    import httpx
+    from gradio_client import Client, handle_file
+    stop, refused = threading.Event(), []
+
+    def attacker(attack):
+        with httpx.Client(timeout=60) as http:
+            while not stop.is_set():
+                if isinstance(attack, Path):
+                    with open(attack, "rb") as file:
+                        path = http.post(f"{url}gradio_api/upload", files={"files": file}).json()[0]
+                    attack_input = {"path": path, "meta": {"_type": "gradio.FileData"}}
+                else:
+                    attack_input = {"path": attack, "meta": {"_type": "gradio.FileData"}}
+                refused.append("event: error" in call_raw(http, url, attack_input))
+
+    with tempfile.TemporaryDirectory() as folder:
+        attacks = hostile_files(Path(folder)) + ["http://127.0.0.1:9/slow.png", "/etc/passwd"]
+        threads = [threading.Thread(target=attacker, args=(attack,)) for attack in attacks]
+        for thread in threads:
+            thread.start()
+        client, times, start = Client(url, verbose=False), [], time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            begin = time.perf_counter()
+            client.predict(handle_file(image), api_name="/caption")
+            times.append(time.perf_counter() - begin)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return {"hostile_requests": len(refused), "hostile_all_refused": all(refused),
+            "lone_caption_during_hostile_p50_s": round(statistics.median(times), 3),
+            "lone_caption_during_hostile_max_s": round(max(times), 3)}
 
 
 def main() -> None:
@@ -106,7 +170,8 @@ def main() -> None:
     images = args.images or [str(p) for p in sorted((ROOT / "assets" / "examples").glob("*.jpg"))][:8]
     report = run(args.clients, args.requests, images, args.checkpoint)
     print(json.dumps(report))
-    ok = report["error_count"] == 0 and report["captions_identical"] and report["rss_ratio"] <= 1.2
+    ok = (report["error_count"] == 0 and report["captions_identical"] and report["rss_ratio"] <= 1.2
+          and report.get("hostile_all_refused", True) and report.get("lone_caption_during_hostile_max_s", 0) <= 2)
     sys.exit(0 if ok else 1)
 
 

@@ -37,13 +37,17 @@ class Caption:
 class Captioner:
     """A loaded checkpoint with its encoder; thread-safe (model calls are serialised)."""
 
-    def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None):
+    def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None,
+                 use_litert: bool = True):
         from .encoders import build_encoder
+        from .litert import weights_id as litert_weights_id
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
         self.vocab = checkpoint.vocab
         self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size)
+        if use_litert and (weights := litert_weights_id(self.config.encoder, encoder_weights)):
+            self.encoder.enable_litert(weights)       # inference only: training keeps TensorFlow
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "
                              f"{self.encoder.grid_size}x{self.encoder.grid_size}x{self.encoder.feature_dim} "
@@ -53,7 +57,7 @@ class Captioner:
         self._lock = threading.Lock()   # TF/Keras calls are not safe from several threads at once
 
     @classmethod
-    def load(cls, path=None, encoder_weights="default") -> "Captioner":
+    def load(cls, path=None, encoder_weights="default", use_litert: bool = True) -> "Captioner":
         """A checkpoint directory, or `hf://owner/repo` (from the Hub), or None: $CAPTIONER_CHECKPOINT
         if set, else the default model shipped under assets/model."""
         path = path or os.environ.get("CAPTIONER_CHECKPOINT") or DEFAULT_CHECKPOINT
@@ -61,7 +65,7 @@ class Captioner:
         if str(path).startswith("hf://"):
             from .hub import download
             source, path = str(path), download(str(path)[len("hf://"):])
-        return cls(load_checkpoint(path), encoder_weights, source)
+        return cls(load_checkpoint(path), encoder_weights, source, use_litert)
 
     @classmethod
     def from_pretrained(cls, repo_id: str, **kwargs) -> "Captioner":

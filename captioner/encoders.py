@@ -29,7 +29,8 @@ class Encoder(tf.Module):
         self.cache_name = name if input_size == NATIVE_SIZES[name] else f"{name}_{input_size}px"
         self.grid_size = int(network.output_shape[1])
         self.feature_dim = int(network.output_shape[-1])
-        self._scale, self._offset = float(scale), float(offset)
+        self.scale, self.offset = float(scale), float(offset)
+        self.litert = None              # the LiteRT twin of `features`, once enable_litert has made it
         size = input_size
         # A fixed signature (any batch size) traces once: feature extraction, the app and the
         # export never pay for a retrace.
@@ -44,14 +45,23 @@ class Encoder(tf.Module):
 
     def _features(self, batch):
         """(B, S, S, 3) float32 in [0, 255] -> (B, grid*grid, C), e.g. (B, 49, 1280)."""
-        scaled = batch * self._scale + self._offset                     # the encoder's own scaling
+        scaled = batch * self.scale + self.offset                       # the encoder's own scaling
         grid = self.network(scaled, training=False)                     # (B, g, g, C)
         return tf.reshape(grid, [tf.shape(grid)[0], -1, self.feature_dim])  # (B, g*g, C)
 
     def image_features(self, images) -> tf.Tensor:
         """RGB images (PIL or uint8 (H, W, 3) arrays) of any sizes -> (B, grid*grid, C), rounded
-        exactly as the training cache stores them."""
-        return as_stored(self.features(tf.stack([self.resize(np.asarray(im, np.uint8)) for im in images])))
+        exactly as the training cache stores them; on LiteRT once `enable_litert` has made it."""
+        batch = tf.stack([self.resize(np.asarray(im, np.uint8)) for im in images])
+        fast = self.litert
+        return as_stored(self.features(batch) if fast is None else tf.constant(fast(batch.numpy())))
+
+    def enable_litert(self, weights_id: str) -> bool:
+        """Run inference on LiteRT with XNNPACK when it is installed (captioner/litert.py); the first
+        time for these weights and size, the conversion takes seconds, then it is cached."""
+        from .litert import litert_features
+        self.litert = litert_features(self, weights_id)
+        return self.litert is not None
 
 
 def as_stored(features: tf.Tensor) -> tf.Tensor:

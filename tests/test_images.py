@@ -3,7 +3,6 @@ import io
 import struct
 import subprocess
 import sys
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image
+from PIL import Image, ImageFile
 
 from captioner.images import InputError, load_image
 
@@ -176,13 +175,12 @@ def scan_bomb(side: int, scans: int) -> bytes:
     return data[:end] + data[last_scan:end] * scans + b"\xff\xd9"
 
 
-def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding(monkeypatch):
     # Before: 500 repeated scans of a 6000x6000 JPEG (171 KB) took 17 s of CPU to decode here.
     bomb = scan_bomb(6000, 500)
-    start = time.process_time()
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoding started"))
     with pytest.raises(InputError, match=r"506 scans of 6000x6000 pixels, too slow to decode \(at most 11 "):
         load_image(bomb)
-    assert time.process_time() - start < 0.1
 
 
 def test_progressive_jpegs_as_encoders_write_them_load():

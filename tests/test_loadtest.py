@@ -9,8 +9,10 @@ from loadtest import run  # noqa: E402
 
 def test_concurrent_clients_all_answered_identically_with_flat_memory(trained_checkpoint, coco_fixture):
     images = [str(p) for p in sorted(coco_fixture[1].iterdir())[:3]]
-    report = run(clients=6, requests=3, images=images, checkpoint=str(trained_checkpoint[0]))
+    report = run(clients=6, requests=3, images=images, checkpoint=str(trained_checkpoint[0]), hostile_seconds=3)
     print(report)
     assert report["answered"] == report["requests"] == 18 and report["error_count"] == 0
     assert report["captions_identical"]
     assert report["rss_ratio"] <= 1.2
+    assert report["hostile_requests"] >= 4 and report["hostile_all_refused"]      # and the lone client
+    assert report["lone_caption_during_hostile_p50_s"] > 0                       # was answered meanwhile

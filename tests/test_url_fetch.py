@@ -397,10 +397,10 @@ def test_check_address_passes_only_global_addresses(address):
 def test_a_slow_dns_lookup_counts_against_the_deadline(monkeypatch):
     # Before: the lookup ran outside the deadline (fetch_url(timeout=10) took 25 s on a 25 s lookup).
     def slow_lookup(host, port, *args, **kwargs):
-        time.sleep(3)
+        time.sleep(5)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
     monkeypatch.setattr(urls.socket, "getaddrinfo", slow_lookup)
     start = time.monotonic()
     with pytest.raises(InputError, match="Timed out looking up host slow.test"):
         fetch_url("http://slow.test/a.png", timeout=0.5, allow_ips=LOOPBACK)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 4                   # returned before the 5 s lookup ended
