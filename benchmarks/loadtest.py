@@ -4,8 +4,9 @@ Starts `python app.py` in its own process, warms it up, then N clients each send
 /caption requests at once. Checks every request is answered without error, every caption equals
 the single-client caption of the same image, and the server's resident memory after the run is
 at most 1.2 x what it was after warm-up. Then a hostile burst: four attacks at a time (a
-progressive-JPEG scan bomb, a 40 MP float TIFF, a URL and a server path in the file field) while
-one client captions greedily; its slowest caption must take at most 2 s. Prints one JSON object.
+progressive-JPEG scan bomb, a URL and a server path in the file field, all refused, and a 40 MP
+float TIFF, captioned within its memory budget) while one client captions greedily; its slowest
+caption must take at most 2 s. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -140,7 +141,9 @@ def hostile_burst(url: str, image: str, seconds: float = 20) -> dict:
                     attack_input = {"path": path, "meta": {"_type": "gradio.FileData"}}
                 else:
                     attack_input = {"path": attack, "meta": {"_type": "gradio.FileData"}}
-                refused.append("event: error" in call_raw(http, url, attack_input))
+                answer = call_raw(http, url, attack_input)
+                # The 40 MP float TIFF is captioned within its memory budget; the rest are refused.
+                refused.append(("event: error" in answer) != (str(attack).endswith(".tif")))
 
     with tempfile.TemporaryDirectory() as folder:
         attacks = hostile_files(Path(folder)) + ["http://127.0.0.1:9/slow.png", "/etc/passwd"]
@@ -155,7 +158,7 @@ def hostile_burst(url: str, image: str, seconds: float = 20) -> dict:
         stop.set()
         for thread in threads:
             thread.join()
-    return {"hostile_requests": len(refused), "hostile_all_refused": all(refused),
+    return {"hostile_requests": len(refused), "hostile_all_handled": all(refused),
             "lone_caption_during_hostile_p50_s": round(statistics.median(times), 3),
             "lone_caption_during_hostile_max_s": round(max(times), 3)}
 
@@ -171,7 +174,7 @@ def main() -> None:
     report = run(args.clients, args.requests, images, args.checkpoint)
     print(json.dumps(report))
     ok = (report["error_count"] == 0 and report["captions_identical"] and report["rss_ratio"] <= 1.2
-          and report.get("hostile_all_refused", True) and report.get("lone_caption_during_hostile_max_s", 0) <= 2)
+          and report.get("hostile_all_handled", True) and report.get("lone_caption_during_hostile_max_s", 0) <= 2)
     sys.exit(0 if ok else 1)
 
 

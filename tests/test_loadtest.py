@@ -14,5 +14,5 @@ def test_concurrent_clients_all_answered_identically_with_flat_memory(trained_ch
     assert report["answered"] == report["requests"] == 18 and report["error_count"] == 0
     assert report["captions_identical"]
     assert report["rss_ratio"] <= 1.2
-    assert report["hostile_requests"] >= 4 and report["hostile_all_refused"]      # and the lone client
+    assert report["hostile_requests"] >= 4 and report["hostile_all_handled"]      # and the lone client
     assert report["lone_caption_during_hostile_p50_s"] > 0                       # was answered meanwhile
