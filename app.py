@@ -72,8 +72,8 @@ def option_control(knob, model_max_length: int):
     if meta["choices"]:
         return gr.Radio([(STRATEGY_NAMES[c], c) for c in meta["choices"]], value=knob.default, label=meta["label"])
     if knob.name == "seed":   # a text box: a number box cannot be empty (Gradio shows and sends 0)
-        return gr.Textbox(value="", placeholder="random", label=meta["label"], info=meta["help"],
-                          visible=visible, elem_id="seed")
+        return gr.Textbox(value="", placeholder=f"random ({meta['low']} to {meta['high']})",
+                          label=meta["label"], info=meta["help"], visible=visible, elem_id="seed")
     default = model_max_length if knob.name == "max_length" else knob.default
     return gr.Slider(meta["low"], meta["high"], value=default, step=meta["step"], label=meta["label"],
                      info=meta["help"], visible=visible)
