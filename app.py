@@ -88,7 +88,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 image = UntrustedImage(type="filepath", label="Image", height=320,
-                                       sources=["upload", "webcam", "clipboard"])
+                                       sources=["upload", "webcam", "clipboard"], elem_id="image")
                 error = gr.Markdown(visible=False, elem_id="error")
                 with gr.Row():
                     url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
