@@ -34,15 +34,21 @@ CSS = """
 # A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
 # and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
 
-# Run in the browser: example pictures get a name a screen reader can say (Gradio leaves their
-# alt text empty), taken from the file name.
+# Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
+# leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.
 HEAD = """<script>
 new MutationObserver(() => {
   document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
     img.alt = 'Example: ' + name.replace(/^photo_/, 'photo ').replace(/[_-]+/g, ' ');
   });
-}).observe(document.documentElement, {childList: true, subtree: true});
+  document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
+    const label = tile.querySelector('.caption-label');
+    const word = label && label.textContent.trim();
+    if (word && tile.getAttribute('aria-label') !== word) tile.setAttribute('aria-label', word);
+  });
+}).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
+                                      attributeFilter: ['aria-label', 'src']});
 </script>"""
 # After a result, bring it into view (the examples sit below the fold, the caption at the top);
 # after a refusal, the message next to the input instead.

@@ -58,7 +58,8 @@ def caption_and_wait(page, previous: str = "", button: str = "Caption") -> str:
 
 def click_example(page, index: int, previous: str = "") -> str:
     """An example clicked captions it at once (no second click); -> the caption."""
-    example = page.locator("#examples button.gallery-item").nth(index)
+    examples = page.locator("#examples button.gallery-item")
+    example = examples.last if index == -1 else examples.nth(index)
     example.scroll_into_view_if_needed()
     example.click()
     return caption_and_wait(page, previous, button="")
@@ -122,6 +123,9 @@ def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page.close()
 
 
+SEED_SHOWN = "([old]) => { const seed = /Seed (\\d+)/.exec(document.querySelector('#note').innerText); "
+
+
 def test_sampling_is_random_when_the_seed_is_empty_and_says_its_seed(browser, page_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
@@ -130,15 +134,13 @@ def test_sampling_is_random_when_the_seed_is_empty_and_says_its_seed(browser, pa
     seed_box = page.locator("#seed textarea, #seed input").first
     seed_box.wait_for(timeout=10_000)
     assert seed_box.input_value() == ""
-    notes, captions = [], []
-    for _ in range(3):
+    seeds, captions = [], []
+    for _ in range(3):           # each press draws a new seed (a repeated one times out here)
         page.get_by_role("button", name="Caption", exact=True).click()
-        page.wait_for_function("([old]) => { const n = document.querySelector('#note');"
-                               " return n && n.innerText.includes('Seed') && n.innerText !== old; }",
-                               arg=[notes[-1] if notes else ""], timeout=60_000)
-        notes.append(page.locator("#note").inner_text())
+        page.wait_for_function(SEED_SHOWN + "return seed && !old.includes(seed[1]); }", arg=[seeds], timeout=60_000)
+        page.wait_for_timeout(300)
+        seeds.append(page.evaluate(SEED_SHOWN + "return seed[1]; }", [seeds]))
         captions.append(page.input_value("#caption textarea"))
-    seeds = [note.split("Seed")[1].split(":")[0].strip() for note in notes]
     assert len(set(seeds)) == 3 and seed_box.input_value() == ""
     seed_box.fill(seeds[0])                                                    # the seed shown repeats it
     page.get_by_role("button", name="Caption", exact=True).click()
@@ -185,7 +187,7 @@ def test_compare_decodings_and_inspect_any_row(browser, page_url):
 def test_phone_width_layout(browser, page_url):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page.goto(page_url)
-    caption = click_example(page, -1 % page.locator("#examples button.gallery-item").count())
+    caption = click_example(page, -1)                             # a photo: the longest captions
     assert caption.strip()
     page.locator("#words img").first.wait_for(timeout=30_000)
     page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
