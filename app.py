@@ -57,7 +57,7 @@ SHOW_RESULT = """() => {
   const target = error && error.offsetParent !== null && error.textContent.trim() ? error
                  : document.querySelector('#caption');
   const box = target && target.getBoundingClientRect();
-  if (box && (box.top < 0 || box.bottom > window.innerHeight)) target.scrollIntoView({block: 'start'});
+  if (box && (box.top < 0 || box.bottom > window.innerHeight)) window.scrollBy(0, box.top - 12);
 }"""
 
 

@@ -355,7 +355,7 @@ def _scope_paragraph(card: str) -> str:
     return ""
 
 
-def _first_sentences(text: str, limit: int = 480) -> str:
+def _first_sentences(text: str, limit: int = 400) -> str:
     said = ""
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         if said and len(said) + len(sentence) > limit:

@@ -74,9 +74,8 @@ def wait_selected(page, text: str) -> None:
                            " return l && l.innerText.includes(text); }", arg=[text], timeout=30_000)
 
 
-def in_view(page, selector: str) -> bool:
-    return page.eval_on_selector(selector, "e => { const r = e.getBoundingClientRect();"
-                                           " return r.top >= 0 && r.bottom <= window.innerHeight; }")
+IN_VIEW = ("s => { const r = document.querySelector(s).getBoundingClientRect();"
+           " return r.top >= -1 && r.bottom <= window.innerHeight + 1; }")
 
 
 def download_links(page) -> list:
@@ -88,11 +87,12 @@ def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
     assert "What this model knows" in page.locator("#honest").inner_text()     # honest up front
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(300)
     alts = page.eval_on_selector_all("#examples img", "imgs => imgs.map(i => i.alt)")
     assert alts and all(alt.startswith("Example: ") for alt in alts)
     first = click_example(page, len(alts) - 1)
-    page.wait_for_timeout(500)
-    assert in_view(page, "#caption")                                          # not above the window
+    page.wait_for_function(IN_VIEW, arg="#caption", timeout=10_000)          # not above the window
     words = first.split()
     overlays = page.locator("#words img")
     overlays.first.wait_for(timeout=30_000)

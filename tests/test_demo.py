@@ -256,3 +256,10 @@ def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
     assert "scene world" in demo.model_summary(type("Default", (), {
         "checkpoint": type("C", (), {"card": (app.EXAMPLES.parent / "model" / "model_card.md").read_text()}),
         "vocab": range(3)}))
+
+
+def test_a_very_long_image_gives_readable_tiles(page):
+    strip = Image.new("RGB", (3000, 200), (200, 40, 40))
+    result = run(page, strip)
+    width, height = result["overlays"][0][0].size
+    assert width == 320 and height >= 320 / 3 - 1
