@@ -20,14 +20,45 @@ import gradio as gr
 import captioner
 from captioner import serving
 from captioner.assets import EXAMPLES, example_images
-from captioner.demo import Page, model_panel
+from captioner.demo import Page, model_panel, model_summary
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 
 CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
-"""  # a large caption; the word gallery as tall as its pictures (Gradio's default leaves a 450px box)
+#words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
+#words .caption-label { white-space: normal !important; overflow: visible !important; }
+#error { border-left: 4px solid #d33; padding-left: 0.6rem; }
+"""
+# A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
+# and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
+
+# Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
+# leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.
+HEAD = """<script>
+new MutationObserver(() => {
+  document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
+    const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
+    img.alt = 'Example: ' + name.replace(/^photo_/, 'photo ').replace(/[_-]+/g, ' ');
+  });
+  document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
+    const label = tile.querySelector('.caption-label');
+    const word = label && label.textContent.trim();
+    if (word && tile.getAttribute('aria-label') !== word) tile.setAttribute('aria-label', word);
+  });
+}).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
+                                      attributeFilter: ['aria-label', 'src']});
+</script>"""
+# After a result, bring it into view (the examples sit below the fold, the caption at the top);
+# after a refusal, the message next to the input instead.
+SHOW_RESULT = """() => {
+  const error = document.querySelector('#error');
+  const target = error && error.offsetParent !== null && error.textContent.trim() ? error
+                 : document.querySelector('#caption');
+  const box = target && target.getBoundingClientRect();
+  if (box && (box.top < 0 || box.bottom > window.innerHeight)) window.scrollBy(0, box.top - 12);
+}"""
 
 
 class UntrustedImage(gr.Image):
@@ -46,9 +77,9 @@ def option_control(knob, model_max_length: int):
     meta, visible = knob.metadata, knob.metadata["only"] is None
     if meta["choices"]:
         return gr.Radio([(STRATEGY_NAMES[c], c) for c in meta["choices"]], value=knob.default, label=meta["label"])
-    if knob.name == "seed":
-        return gr.Number(value=None, precision=0, minimum=meta["low"], maximum=meta["high"],
-                         label=meta["label"], info=meta["help"], visible=visible)
+    if knob.name == "seed":   # a text box: a number box cannot be empty (Gradio shows and sends 0)
+        return gr.Textbox(value="", placeholder=f"random ({meta['low']} to {meta['high']})",
+                          label=meta["label"], info=meta["help"], visible=visible, elem_id="seed")
     default = model_max_length if knob.name == "max_length" else knob.default
     return gr.Slider(meta["low"], meta["high"], value=default, step=meta["step"], label=meta["label"],
                      info=meta["help"], visible=visible)
@@ -59,50 +90,46 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
     with serving.GuardedBlocks(title="Captioner: show, attend and tell", delete_cache=serving.DELETE_CACHE) as app:
         gr.Markdown("# Captioner\nUpload, paste or drop an image (or give a URL): the model writes a "
                     "caption and shows, for every word, **where it looked**.")
+        gr.Markdown(model_summary(model), elem_id="honest")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 image = UntrustedImage(type="filepath", label="Image", height=320,
-                                       sources=["upload", "webcam", "clipboard"])
+                                       sources=["upload", "webcam", "clipboard"], elem_id="image")
+                error = gr.Markdown(visible=False, elem_id="error")
                 with gr.Row():
                     url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
                     url_button = gr.Button("Fetch", scale=1, min_width=60)
                 options = [option_control(knob, model.config.max_length) for knob in DecodingOptions.knobs()]
-                button = gr.Button("Caption", variant="primary")
+                with gr.Row():
+                    button = gr.Button("Caption", variant="primary", scale=2)
+                    compare = gr.Button("Compare decodings", scale=1, min_width=120)
                 pictures = [str(p) for p in example_images(examples_dir)]
-                if pictures:
-                    gr.Examples(pictures, inputs=[image], label="Examples (click one)", elem_id="examples",
-                                examples_per_page=12, cache_examples=False)
+                examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
+                                       elem_id="examples", examples_per_page=12,
+                                       cache_examples=False) if pictures else None
             with gr.Column(scale=2, min_width=300):
                 text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
-                confidence = gr.HighlightedText(label="Confidence per word (deeper red: more probable)",
-                                                show_legend=False, show_inline_category=True)
-                seed_note = gr.Markdown()
+                note = gr.Markdown(elem_id="note")
+                confidence = gr.HighlightedText(label="Confidence per word", show_legend=False,
+                                                show_inline_category=True, elem_id="confidence")
+                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
+                                    elem_id="selected")
                 gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
                                      columns=5, height="auto", allow_preview=False, object_fit="contain",
                                      elem_id="words")
-                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
-                                    elem_id="selected")
+                table = gr.Dataframe(headers=["decoding", "caption", "log-probability"], elem_id="captions",
+                                     label="Captions, most likely first (click one to inspect it)",
+                                     visible=False, interactive=False)
                 with gr.Row():
                     figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
                     gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
-                samples = gr.Dataframe(headers=["caption", "log-probability"], label="Samples, most likely first",
-                                       visible=False, interactive=False)
                 with gr.Accordion("Details (JSON)", open=False):
                     details = gr.JSON(label="words, probabilities, strategy, seed")
         with gr.Accordion("About the model", open=False):
             gr.Markdown(model_panel(model))
-        shown = gr.State(None)   # this session's last caption: the word view and downloads use it
-
-        # The page's own events (private: the API page lists only the two endpoints below).
-        outputs = [text, details, confidence, gallery, selected, samples, seed_note, shown]
-        button.click(page.show_caption, [image, *options], outputs, api_visibility="private",
-                     scroll_to_output=True).then(page.downloads, shown, [figure_file, gif_file],
-                                                 api_visibility="private")
-        gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options], outputs,
-              api_visibility="private", scroll_to_output=True).then(
-            page.downloads, shown, [figure_file, gif_file], api_visibility="private")
-        options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
-        gallery.select(page.show_word, [shown], selected, api_visibility="private")
+        shown = gr.State(None)   # this session's result (demo.Shown): the word views and downloads use it
+        outputs = [error, text, note, details, confidence, selected, gallery, table, figure_file, gif_file, shown]
+        page_events(page, image, url, url_button, button, compare, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption")
@@ -110,10 +137,33 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
     return app
 
 
+def page_events(page, image, url, url_button, button, compare, examples, options, outputs):
+    """The page's own events (private: the API page lists only the two endpoints)."""
+    error, text, *_, confidence, selected, gallery, table, figure_file, gif_file, shown = outputs
+    private = dict(api_visibility="private")
+
+    def then_downloads(event):
+        event.then(None, js=SHOW_RESULT, **private).then(page.downloads, shown, [figure_file, gif_file], **private)
+
+    then_downloads(button.click(page.show_caption, [image, *options], outputs, **private))
+    then_downloads(compare.click(page.compare, [image, *options], outputs, **private))
+    then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options], outputs,
+                         **private))
+    if examples is not None:    # an example is captioned as soon as it is clicked
+        then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], outputs, **private))
+    image.upload(page.check_image, image, [image, error], **private)
+    options[0].change(page.show_controls, options[0], options[1:], **private)
+    gallery.select(page.show_word, shown, selected, **private)
+    confidence.select(page.show_word, shown, selected, **private)
+    text.select(page.show_caption_word, shown, selected, **private)
+    table.select(page.show_sample, shown, [confidence, selected, gallery, figure_file, gif_file, shown],
+                 **private).then(page.downloads, shown, [figure_file, gif_file], **private)
+
+
 def serve(app: gr.Blocks, **launch_options):
     """Queue and launch as `python app.py` does (tests use it too)."""
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    return app.launch(css=CSS, **serving.launch_options(), **launch_options)
+    return app.launch(css=CSS, head=HEAD, **serving.launch_options(), **launch_options)
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """The public API: `Captioner.load(...).caption(image)` -> `Caption`."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .decoding import Searches
 from .images import load_image
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
+from .vocab import Vocabulary
 
+COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
 
 
 @dataclass
@@ -27,11 +30,13 @@ class Caption:
     log_prob: float = 0.0              # of the whole caption, <end> included
     strategy: str = "greedy"
     seed: int | None = None            # the seed a sampled caption can be repeated with
+    cut: bool = False                  # stopped by the length limit before the model said <end>
 
     def to_dict(self) -> dict:
         return {"caption": self.text, "words": self.words,
                 "probs": [round(float(p), 4) for p in self.probs],
-                "log_prob": round(self.log_prob, 4), "strategy": self.strategy, "seed": self.seed}
+                "log_prob": round(self.log_prob, 4), "strategy": self.strategy, "seed": self.seed,
+                "cut": self.cut}
 
 
 class Captioner:
@@ -102,15 +107,30 @@ class Captioner:
         settings = DecodingOptions.parse(**options)
         return self._decode([load_image(image) for image in images], settings)
 
-    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1) -> list[Caption]:
+    def compare(self, image, **options) -> list[Caption]:
+        """One image, encoded once -> its greedy caption, its beam-search caption and several samples
+        (`num_samples`, at least COMPARE_SAMPLES, most likely first), all decoded from the same
+        features. Options as for `captions`; `strategy` is ignored."""
+        settings = DecodingOptions.parse(**{**options, "strategy": "greedy"})
+        picture = load_image(image)
+        with self._lock:
+            features = self.features([picture])
+        samples = max(settings.num_samples, COMPARE_SAMPLES)
+        return [caption for strategy, copies in (("greedy", 1), ("beam", 1), ("sample", samples))
+                for caption in self._decode([picture], dataclasses.replace(settings, strategy=strategy),
+                                            copies, features)]
+
+    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1, features=None) -> list[Caption]:
         """The one path from loaded pictures to captions; `copies` > 1 samples each picture that
-        many times in one batch and returns them most likely first."""
+        many times in one batch and returns them most likely first. `features` (B, N, C): the
+        pictures already encoded (`compare` decodes one encoding several ways)."""
         if not pictures:
             return []
         steps = tf.constant(settings.max_length or self.config.max_length, tf.int32)
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         with self._lock:
-            features = tf.repeat(self.features(pictures), copies, axis=0)   # (B * copies, N, C)
+            features = self.features(pictures) if features is None else features
+            features = tf.repeat(features, copies, axis=0)                  # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed)
                     for i, row in enumerate(rows)]
@@ -134,7 +154,8 @@ class Captioner:
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=np.asarray(probs[:len(words)], np.float32),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
-                       image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed)
+                       image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
+                       cut=Vocabulary.end_id not in np.asarray(ids).tolist())
 
 
 def _pick_seed(seed) -> int:

@@ -6,31 +6,33 @@ outputs, so concurrent users never see each other's results.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import json
 import logging
 import re
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError
+from .images import InputError, load_image
 from .options import DecodingOptions, visibility
 from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 600
 OPTION_NAMES = [knob.name for knob in DecodingOptions.knobs()]   # the order of the option controls
-HONEST_NOTE = (
-    "**What this model knows.** The default model was trained on the *scene world*: emoji scenes "
-    "rendered offline (62 COCO object kinds, people doing things, 8 settings), not on photographs. "
-    "It names the objects, counts them up to three and says the setting; photos get scene-world "
-    "captions. A model trained on photographs (such as a COCO checkpoint) can be served instead "
-    "by whoever runs this demo.")
+# The page's outputs for a new result, in the order Page._shown returns them (app.py lays them out).
+PAGE_OUTPUTS = ["error", "caption", "note", "details", "confidence", "selected", "overlays", "table",
+                "figure_file", "gif_file", "shown"]
+APOLOGY = "Something went wrong captioning this image. Please try another one."
+CUT_MARK = " …"     # after a caption the length limit stopped before the model ended it
 log = logging.getLogger("captioner.demo")
 
 
@@ -45,8 +47,7 @@ def shown_to_users(fn):
             raise gr.Error(str(error), print_exception=False) from None
         except Exception:
             log.exception("captioning failed")
-            raise gr.Error("Something went wrong captioning this image. Please try another one.",
-                           print_exception=False) from None
+            raise gr.Error(APOLOGY, print_exception=False) from None
     return wrapper
 
 
@@ -69,30 +70,81 @@ def named_options(first: str):
     return decorate
 
 
+@dataclass
+class Shown:
+    """This session's result: every caption on show (samples or a comparison, most likely first)
+    and which one is inspected. `stamp` names its downloads, so they are made once per caption."""
+    captions: list
+    labels: list[str]
+    current: int = 0
+    stamp: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def caption(self):
+        return self.captions[self.current]
+
+
 class Page:
-    """The page's events over one loaded Captioner."""
+    """The page's events over one loaded Captioner.
+
+    The page's own events never raise: a problem becomes a message next to the input (`error`)
+    and every other output is left as it was, so the previous result stays on show. The API
+    endpoints raise gr.Error instead, which clients receive as an error."""
 
     def __init__(self, captioner):
         self.captioner = captioner
 
     # --- the page's own events ----------------------------------------------------------------
 
-    @shown_to_users
     def show_caption(self, image, *options) -> tuple:
-        """Caption button -> caption, details, confidence, word overlays, selected word, samples,
-        seed note, and the caption itself (session state for the word view and downloads)."""
-        return self._page_outputs(self._captions(_required(image), options))
+        """Caption button (or an example clicked) -> error, caption, note, details, confidence,
+        selected word, word overlays, captions table, the two downloads (cleared until `downloads`
+        makes the new ones) and the result itself (session state)."""
+        return self._shown(lambda: self._captions(_required(image), options))
 
-    @shown_to_users
     def show_caption_from_url(self, url, *options) -> tuple:
         """Fetch button or Enter in the URL box -> as `show_caption`."""
-        return self._page_outputs(self._captions(_fetched(url), options))
+        return self._shown(lambda: self._captions(_fetched(url), options))
+
+    def compare(self, image, *options) -> tuple:
+        """Compare button -> as `show_caption`, for greedy, beam search and several samples of one
+        image encoding (the table lists them all; the caption box holds the greedy one)."""
+        return self._shown(lambda: self._nonempty(
+            self.captioner.compare(_required(image), **dict(zip(OPTION_NAMES, options)))))
+
+    def check_image(self, image) -> tuple:
+        """A file put in the image box -> (image, error): a file that is not a readable image is
+        removed at once with the reason, rather than shown as a broken picture."""
+        if image is None:
+            return gr.skip(), _no_error()
+        try:
+            load_image(image)
+        except InputError as error:
+            return None, _error(str(error))
+        return gr.skip(), _no_error()
 
     @staticmethod
-    @shown_to_users
-    def show_word(caption, event: gr.SelectData):
-        """A click on a word's overlay -> that word's overlay, large."""
-        return word_view(caption, event.index)
+    def show_word(shown, event: gr.SelectData):
+        """A click on a word's overlay or confidence chip -> that word's overlay, large, labelled."""
+        return word_view(shown.caption if shown else None, event.index)
+
+    @staticmethod
+    def show_caption_word(shown, event: gr.SelectData):
+        """A word picked (clicked twice or selected) in the caption box -> as `show_word`."""
+        if not shown or not isinstance(event.index, (list, tuple)):
+            return gr.skip()
+        best = shown.captions[0]
+        return word_view(best, _word_at(best.text, int(event.index[0])))
+
+    @staticmethod
+    def show_sample(shown, event: gr.SelectData) -> tuple:
+        """A row of the captions table clicked -> that caption inspected: confidence, selected word,
+        overlays, downloads (cleared until remade) and the result with its new `current`."""
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        if not shown or not 0 <= int(row) < len(shown.captions):
+            return (gr.skip(),) * 6
+        shown = dataclasses.replace(shown, current=int(row))
+        return (*_inspected(shown), None, None, shown)
 
     @staticmethod
     def show_controls(strategy) -> list:
@@ -101,10 +153,14 @@ class Page:
         return [gr.update(visible=shown[name]) for name in OPTION_NAMES[1:]]
 
     @staticmethod
-    @shown_to_users
-    def downloads(caption) -> tuple[str | None, str | None]:
-        """Right after a caption -> the attention grid as a PNG figure and as an animated GIF."""
-        return save_downloads(caption)
+    def downloads(shown) -> tuple[str | None, str | None]:
+        """Right after a caption -> the inspected caption's attention grid as a PNG figure and as
+        an animated GIF."""
+        try:
+            return save_downloads(shown)
+        except Exception:
+            log.exception("downloads failed")
+            return None, None
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -112,7 +168,7 @@ class Page:
     @shown_to_users
     def api_caption(self, image, *options) -> tuple[str, dict]:
         """Caption an uploaded image: returns the caption, then JSON with words, probs, log_prob,
-        strategy, seed (and every sample)."""
+        strategy, seed, cut (and every sample)."""
         return _api_outputs(self._captions(_required(image), options))
 
     @named_options("url")
@@ -123,20 +179,30 @@ class Page:
 
     def _captions(self, image, options) -> list:
         """[Caption], most likely first, for options in OPTION_NAMES order as the page sent them."""
-        captions = self.captioner.captions(image, **dict(zip(OPTION_NAMES, options)))
+        return self._nonempty(self.captioner.captions(image, **dict(zip(OPTION_NAMES, options))))
+
+    @staticmethod
+    def _nonempty(captions) -> list:
         if not captions[0].words:
             raise InputError("The model produced an empty caption for this image; try another strategy")
         return captions
 
-    def _page_outputs(self, captions) -> tuple:
+    def _shown(self, make) -> tuple:
+        """The page's outputs for the captions `make()` returns, or, if it fails, the reason next
+        to the input and every other output unchanged."""
+        try:
+            captions = make()
+        except (InputError, ValueError) as error:
+            return (_error(str(error)),) + (gr.skip(),) * (len(PAGE_OUTPUTS) - 1)
+        except Exception:
+            log.exception("captioning failed")
+            return (_error(APOLOGY),) + (gr.skip(),) * (len(PAGE_OUTPUTS) - 1)
+        shown = Shown(captions, _labels(captions))
         best = captions[0]
-        seed_note = (f"Seed **{best.seed}**: enter it in *Seed* to draw the same sample again."
-                     if best.seed is not None else "")
-        samples = [[c.text, round(c.log_prob, 3)] for c in captions] if len(captions) > 1 else []
-        return (best.text, details(captions),
-                [(w, round(float(p), 2)) for w, p in zip(best.words, best.probs)],
-                word_overlays(best.image, best.words, best.attention, best.probs, max_side=320),
-                word_view(best, 0), gr.update(value=samples, visible=bool(samples)), seed_note, best)
+        rows = [[label, c.text, round(c.log_prob, 3)] for label, c in zip(shown.labels, captions)]
+        return (_no_error(), best.text + (CUT_MARK if best.cut else ""), caption_note(best),
+                details(captions), *_inspected(shown), gr.update(value=rows, visible=len(rows) > 1),
+                None, None, shown)
 
 
 def _required(image):
@@ -164,23 +230,75 @@ def _api_outputs(captions) -> tuple[str, dict]:
     return captions[0].text, details(captions)
 
 
+def _error(message: str):
+    return gr.update(value=f"**Could not caption:** {message}", visible=True)
+
+
+def _no_error():
+    return gr.update(value="", visible=False)
+
+
+def _labels(captions) -> list[str]:
+    """How the captions table names each row: its decoding, samples numbered."""
+    samples = sum(c.strategy == "sample" for c in captions)
+    names, n = [], 0
+    for c in captions:
+        n += c.strategy == "sample"
+        names.append(f"sample {n}" if c.strategy == "sample" and samples > 1 else c.strategy)
+    return names
+
+
+def caption_note(caption) -> str:
+    """What the page says under a caption: whether the length limit cut it, and its seed."""
+    lines = []
+    if caption.cut:
+        lines.append(f"*Cut at {len(caption.words)} words by the length limit (marked …): the model "
+                     "had not finished the sentence.*")
+    if caption.seed is not None:
+        lines.append(f"Seed **{caption.seed}**: enter it in *Seed* to draw the same sample again "
+                     "(leave *Seed* empty for a new random one).")
+    return "\n\n".join(lines)
+
+
+def _inspected(shown) -> tuple:
+    """The views of the inspected caption: confidence chips, its first word large, every word's overlay."""
+    caption, label = shown.caption, shown.labels[shown.current]
+    which = f" ({label})" if len(shown.captions) > 1 else ""
+    chips = [(w, round(float(p), 2)) for w, p in zip(caption.words, caption.probs)]
+    return (gr.update(value=chips, label=f"Confidence per word{which}: stronger colour, more probable; "
+                                         "click a word to see where the model looked"),
+            word_view(caption, 0),
+            word_overlays(caption.image, caption.words, caption.attention, caption.probs, max_side=320))
+
+
+def _word_at(text: str, offset: int) -> int:
+    """The index of the word at a character offset of a caption."""
+    return max(0, len(text[:offset + 1].split()) - 1) if text[offset:offset + 1].strip() else \
+        len(text[:offset].split())
+
+
 def word_view(caption, index: int = 0):
-    """One word's overlay, large."""
+    """One word's overlay, large, labelled with the word and its probability."""
     if caption is None or not 0 <= index < len(caption.words):
-        return None
-    return overlay(caption.image, caption.attention[index], max_side=640)
+        return gr.skip()
+    return gr.update(value=overlay(caption.image, caption.attention[index], max_side=640),
+                     label=f"Selected word: \u201c{caption.words[index]}\u201d "
+                           f"(probability {float(caption.probs[index]):.2f})")
 
 
-def save_downloads(caption) -> tuple[str | None, str | None]:
-    """The attention grid as a PNG figure and as an animated GIF, in a folder kept KEEP_DOWNLOADS_S."""
-    if caption is None:
+def save_downloads(shown) -> tuple[str | None, str | None]:
+    """The inspected caption's attention grid as a PNG figure and as an animated GIF, in a folder
+    kept KEEP_DOWNLOADS_S; made once per caption (asked again, the same files come back)."""
+    if shown is None:
         return None, None
+    caption = shown.caption
     folder = _download_folder()
-    stem = f"{_slug(caption.text)}-{uuid.uuid4().hex[:8]}"
-    figure = save_attention_figure(folder / f"{stem}-attention.png", caption.image, caption.words,
-                                   caption.attention, caption.probs)
-    gif = save_attention_gif(folder / f"{stem}-attention.gif", caption.image, caption.words,
-                             caption.attention, caption.probs)
+    stem = f"{_slug(caption.text)}-{shown.stamp}-{shown.current}"
+    figure, gif = folder / f"{stem}-attention.png", folder / f"{stem}-attention.gif"
+    if not figure.exists():
+        save_attention_figure(figure, caption.image, caption.words, caption.attention, caption.probs)
+    if not gif.exists():
+        save_attention_gif(gif, caption.image, caption.words, caption.attention, caption.probs)
     return str(figure), str(gif)
 
 
@@ -201,12 +319,72 @@ def _download_folder() -> Path:
     return DOWNLOADS
 
 
+# A card line that says in a few words what the model was trained on, if the card has one.
+SUMMARY_LINE = re.compile(r"^\W*(summary|trained on|training data)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+SCOPE_HEADING = re.compile(r"can|know|limit|scope|intended", re.IGNORECASE)
+SERVER_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/(?:[\w.@+-]+/)+([\w.@+-]+)")
+NUMBERS_JSON = re.compile(r'\{\s*"[^{}]*\}')
+
+
+def model_summary(captioner) -> str:
+    """The one line under the title: what the loaded model was trained on and what it can name,
+    from its card (a "Summary:" or "Trained on:" line, else the first paragraph of a section on
+    what it can do, else the card's first paragraph), so every checkpoint speaks for itself."""
+    card = _without_paths(captioner.checkpoint.card)
+    found = {m.group(1).lower(): m.group(2).strip() for m in SUMMARY_LINE.finditer(card)}
+    if "summary" in found:
+        said = found["summary"]
+    elif found:
+        said = f"Trained on {found.get('trained on') or found['training data']}."
+    else:
+        said = _first_sentences(_scope_paragraph(card)) or "This checkpoint has no model card."
+    return (f"**What this model knows.** {said} It can only use the {len(captioner.vocab)} words of "
+            "its vocabulary: on images unlike its training data, its captions are likely wrong, "
+            "however confident they look.")
+
+
+def _scope_paragraph(card: str) -> str:
+    """The first paragraph under a heading about what the model can do, else the first paragraph."""
+    sections = re.split(r"^#{1,6} +(.*)$", card, flags=re.MULTILINE)   # [before, heading, body, ...]
+    bodies = [(heading, body) for heading, body in zip(sections[1::2], sections[2::2])]
+    bodies = [b for h, b in bodies if SCOPE_HEADING.search(h)] + [sections[0]] + [b for _, b in bodies]
+    for body in bodies:
+        for paragraph in re.split(r"\n\s*\n", body):
+            if paragraph.strip() and not paragraph.lstrip().startswith(("|", "-", "*", "#", "!")):
+                return " ".join(paragraph.split())
+    return ""
+
+
+def _first_sentences(text: str, limit: int = 400) -> str:
+    said = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        if said and len(said) + len(sentence) > limit:
+            break
+        said = f"{said} {sentence}".strip()
+    return said[:limit]
+
+
+def _without_paths(text: str) -> str:
+    """A card as a visitor may read it: file paths of the machine that trained it cut to their
+    names, and timing JSON written out plainly."""
+    text = SERVER_PATH.sub(r"\1", text)
+    return NUMBERS_JSON.sub(lambda m: _plain_numbers(m.group(0)), text)
+
+
+def _plain_numbers(raw: str) -> str:
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        return raw
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items()) if isinstance(values, dict) else raw
+
+
 def model_panel(captioner) -> str:
     """Markdown for the model panel: checkpoint, encoder, vocabulary, and the model card itself."""
     config = captioner.config
-    card = captioner.checkpoint.card.strip() or "_This checkpoint has no model card._"
+    card = _without_paths(captioner.checkpoint.card).strip() or "_This checkpoint has no model card._"
     card = re.sub(r"^(#{1,4}) ", r"##\1 ", card, flags=re.MULTILINE)   # its headings sit under the panel's
-    return (f"{HONEST_NOTE}\n\n"
+    return (f"{model_summary(captioner)}\n\n"
             f"| Model | |\n|---|---|\n| Checkpoint | {captioner.source} |\n"
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
             f"| Vocabulary | {len(captioner.vocab)} words |\n"

@@ -56,10 +56,22 @@ def overlay(image: Image.Image, attention_map: np.ndarray, *, alpha: float = 0.5
     return Image.fromarray(blended.astype(np.uint8))
 
 
-def word_overlays(image, words, attention, probs, *, max_side: int = 384) -> list[tuple[Image.Image, str]]:
-    """(overlay, "word (0.93)") per word, ready for a gallery."""
+def _squash(image: Image.Image, max_aspect: float) -> Image.Image:
+    """Stretch the short side of a very long image so that sides differ at most `max_aspect` times:
+    a 3000x200 strip would otherwise make tiles a few pixels high (its heatmap stretches alike)."""
+    long, short = max(image.size), min(image.size)
+    if long <= max_aspect * short:
+        return image
+    short = round(long / max_aspect)
+    return image.resize((long, short) if image.width >= image.height else (short, long), Image.BILINEAR)
+
+
+def word_overlays(image, words, attention, probs, *, max_side: int = 384,
+                  max_aspect: float = 3.0) -> list[tuple[Image.Image, str]]:
+    """(overlay, "word (0.93)") per word, ready for a gallery; tiles never longer than `max_aspect`
+    times their width (or height)."""
     _check(words, attention, probs)
-    base = _fit(image, max_side)
+    base = _squash(_fit(image, max_side), max_aspect)
     return [(overlay(base, a, max_side=None), f"{w} ({p:.2f})") for w, a, p in zip(words, attention, probs)]
 
 

@@ -48,58 +48,155 @@ def page_url(request, coco_fixture, tmp_path_factory):
     demo.close()
 
 
-def caption_and_wait(page, previous: str = "") -> str:
-    page.get_by_role("button", name="Caption", exact=True).click()
+def caption_and_wait(page, previous: str = "", button: str = "Caption") -> str:
+    if button:
+        page.get_by_role("button", name=button, exact=True).click()
     page.wait_for_function("([old]) => { const t = document.querySelector('#caption textarea');"
                            " return t && t.value && t.value !== old; }", arg=[previous], timeout=60_000)
     return page.input_value("#caption textarea")
 
 
-def test_example_caption_overlays_then_seeded_sampling(browser, page_url):
+def click_example(page, index: int, previous: str = "") -> str:
+    """An example clicked captions it at once (no second click); -> the caption."""
+    examples = page.locator("#examples button.gallery-item")
+    example = examples.last if index == -1 else examples.nth(index)
+    example.scroll_into_view_if_needed()
+    example.click()
+    return caption_and_wait(page, previous, button="")
+
+
+def selected_label(page) -> str:
+    return page.locator("#selected label").first.inner_text()
+
+
+def wait_selected(page, text: str) -> None:
+    page.wait_for_function("([text]) => { const l = document.querySelector('#selected label');"
+                           " return l && l.innerText.includes(text); }", arg=[text], timeout=30_000)
+
+
+IN_VIEW = ("s => { const r = document.querySelector(s).getBoundingClientRect();"
+           " return r.top >= -1 && r.bottom <= window.innerHeight + 1; }")
+
+
+def download_links(page) -> list:
+    return page.eval_on_selector_all("#figure-file a[data-testid='download-link'], "
+                                     "#gif-file a[data-testid='download-link']", "as => as.map(a => a.href)")
+
+
+def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
-    page.locator("#examples button.gallery-item").first.click()
-    page.wait_for_selector("img[src*='gradio_api/file']", timeout=30_000)
-    greedy = caption_and_wait(page)
-    assert greedy.strip()
+    assert "What this model knows" in page.locator("#honest").inner_text()     # honest up front
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(300)
+    alts = page.eval_on_selector_all("#examples img", "imgs => imgs.map(i => i.alt)")
+    assert alts and all(alt.startswith("Example: ") for alt in alts)
+    first = click_example(page, len(alts) - 1)
+    page.wait_for_function(IN_VIEW, arg="#caption", timeout=10_000)          # not above the window
+    words = first.split()
     overlays = page.locator("#words img")
     overlays.first.wait_for(timeout=30_000)
-    assert overlays.count() == len(greedy.split())
-    big = page.locator("#selected img")
-    first_word = big.get_attribute("src")
-    overlays.last.click()                                         # the chosen word, large
-    page.wait_for_function("([old]) => { const i = document.querySelector('#selected img');"
-                           " return i && i.src !== old; }", arg=[first_word], timeout=30_000)
-    for download in ("#figure-file", "#gif-file"):                # downloads follow the caption
-        link = page.locator(f"{download} a[data-testid='download-link']")
-        link.wait_for(timeout=30_000)
-        assert link.get_attribute("href").endswith((".png", ".gif"))
+    assert overlays.count() == len(words)
+    wait_selected(page, f"\u201c{words[0]}\u201d")                            # the selected word is named
+    assert "probability" in selected_label(page)
+    tiles = page.eval_on_selector_all("#words button.thumbnail-item", "bs => bs.map(b => b.getAttribute('aria-label'))")
+    assert [t.split(" (")[0] for t in tiles] == words                         # tiles named by their word
+    overlays.last.click()
+    wait_selected(page, f"\u201c{words[-1]}\u201d")
+    page.locator("#confidence .token").first.click()                          # a confidence chip
+    wait_selected(page, f"\u201c{words[0]}\u201d")
+    if len(words) > 1:                                                        # a word picked in the caption
+        page.eval_on_selector("#caption textarea", "(t, a) => { t.focus(); t.setSelectionRange(a[0], a[1]);"
+                              " t.dispatchEvent(new Event('select')); }", [len(words[0]) + 1, len(words[0]) + 2])
+        wait_selected(page, f"\u201c{words[1]}\u201d")
+    page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
+    old = download_links(page)
+    assert len(old) == 2 and old[0].endswith(".png") and old[1].endswith(".gif")
     if TAKE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)
+    click_example(page, 0, first)                                             # a new caption: ...
+    assert not set(download_links(page)) & set(old)                           # ... never the old files
+    page.get_by_role("button", name="About the model").click()
+    text = page.locator("body").inner_text()
+    assert "/tmp" not in text and "--checkpoint" not in text                  # no server paths
+    page.close()
 
+
+SEED_SHOWN = "([old]) => { const seed = /Seed (\\d+)/.exec(document.querySelector('#note').innerText); "
+
+
+def test_sampling_is_random_when_the_seed_is_empty_and_says_its_seed(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    click_example(page, 0)
     page.get_by_text("Sampling", exact=True).click()
-    seed = page.get_by_label("Seed (empty: random)")
-    seed.wait_for(timeout=10_000)
-    assert page.get_by_label("Temperature").first.is_visible()
-    seed.fill("42")
+    seed_box = page.locator("#seed textarea, #seed input").first
+    seed_box.wait_for(timeout=10_000)
+    assert seed_box.input_value() == ""
+    seeds, captions = [], []
+    for _ in range(3):           # each press draws a new seed (a repeated one times out here)
+        page.get_by_role("button", name="Caption", exact=True).click()
+        page.wait_for_function(SEED_SHOWN + "return seed && !old.includes(seed[1]); }", arg=[seeds], timeout=60_000)
+        page.wait_for_timeout(300)
+        seeds.append(page.evaluate(SEED_SHOWN + "return seed[1]; }", [seeds]))
+        captions.append(page.input_value("#caption textarea"))
+    assert len(set(seeds)) == 3 and seed_box.input_value() == ""
+    seed_box.fill(seeds[0])                                                    # the seed shown repeats it
     page.get_by_role("button", name="Caption", exact=True).click()
-    # The seed used is shown once the sample is in. (A confident model may sample the greedy
-    # caption again, so the caption box need not change.)
-    page.get_by_text("Seed 42").wait_for(timeout=60_000)
-    assert page.input_value("#caption textarea").strip()
+    page.wait_for_function("([seed]) => document.querySelector('#note').innerText.includes('Seed ' + seed)",
+                           arg=[seeds[0]], timeout=60_000)
+    assert page.input_value("#caption textarea") == captions[0]
+    page.close()
+
+
+def test_errors_show_by_the_input_and_keep_the_previous_result(browser, page_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    first = click_example(page, 0)
+    page.locator("#words img").first.wait_for(timeout=30_000)
+    fake = tmp_path / "photo.png"
+    fake.write_text("this is not a picture")
+    page.locator("input[type=file]").first.set_input_files(str(fake))
+    error = page.locator("#error")
+    error.get_by_text("Not an image").wait_for(timeout=30_000)               # said at once, by the input
+    page.wait_for_function("() => !document.querySelector('#image img')", timeout=10_000)   # no broken picture
+    page.get_by_role("button", name="Caption", exact=True).click()
+    error.get_by_text("upload an image").wait_for(timeout=30_000)
+    assert page.input_value("#caption textarea") == first                     # the previous result stays
+    assert page.locator("#words img").count() == len(first.split())
+    assert not page.locator(".toast-body").count()                            # no fading toast only
+    page.close()
+
+
+def test_compare_decodings_and_inspect_any_row(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    click_example(page, 1)
+    page.get_by_role("button", name="Compare decodings", exact=True).click()
+    table = page.locator("#captions")
+    table.get_by_text("sample 3").wait_for(timeout=60_000)
+    text = table.inner_text()
+    assert "greedy" in text and "beam" in text and "log-probability" in text
+    table.get_by_text("sample 2").click()
+    page.wait_for_function("() => document.querySelector('#confidence label').innerText.includes('(sample 2)')",
+                           timeout=30_000)
     page.close()
 
 
 def test_phone_width_layout(browser, page_url):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page.goto(page_url)
-    page.locator("#examples button.gallery-item").first.click()
-    assert caption_and_wait(page).strip()
+    caption = click_example(page, -1)                             # a photo: the longest captions
+    assert caption.strip()
     page.locator("#words img").first.wait_for(timeout=30_000)
     page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400                                           # nothing forces sideways scrolling
+    tiles = page.eval_on_selector_all("#words img", "is => is.map(i => i.getBoundingClientRect().right)")
+    assert len(tiles) == len(caption.split()) and max(tiles) <= 390   # every word's tile reachable
+    cut = page.eval_on_selector_all("#words .caption-label", "ls => ls.filter(l => l.scrollWidth > l.clientWidth + 1).length")
+    assert cut == 0                                               # labels whole, not "picture (0…"
     if TAKE_SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
     page.close()

@@ -79,3 +79,14 @@ def test_uploads_over_the_size_cap_are_refused(client, tmp_path):
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (11 * 1024 * 1024))      # 11 MB, over the 10 MB cap
     with pytest.raises(Exception, match="(?i)too large|413|exceed|size"):
         client.predict(handle_file(str(big)), api_name="/caption")
+
+
+def test_sampling_with_no_seed_draws_a_new_seed_that_repeats_its_caption(client, coco_fixture):
+    path = handle_file(str(sorted(coco_fixture[1].iterdir())[3]))
+    runs = [client.predict(path, strategy="sample", temperature=2.0, api_name="/caption") for _ in range(3)]
+    seeds = [details["seed"] for _, details in runs]
+    assert len(set(seeds)) == 3 and all(isinstance(seed, int) for seed in seeds)
+    for text, details in runs:
+        again = client.predict(path, strategy="sample", temperature=2.0, seed=details["seed"], api_name="/caption")
+        assert again[0] == text
+    assert client.predict(path, strategy="sample", seed=7, max_length=1, api_name="/caption")[1]["cut"] in (True, False)

@@ -23,7 +23,7 @@ def picture(coco_fixture):
     return Image.open(sorted(coco_fixture[1].iterdir())[0])
 
 
-OUTPUTS = ["caption", "details", "confidence", "overlays", "selected", "samples", "seed_note", "best"]
+OUTPUTS = demo.PAGE_OUTPUTS
 
 
 @pytest.fixture(scope="module")
@@ -54,36 +54,93 @@ def test_controls_follow_the_strategy():
 def test_greedy_result_has_everything_the_page_shows(page, model, picture):
     result = run(page, picture)
     assert result["caption"] == model.caption(picture).text
+    assert result["error"]["visible"] is False
     assert [label.split(" (")[0] for _, label in result["overlays"]] == result["details"]["words"]
-    assert len(result["overlays"]) == len(result["confidence"]) == len(result["details"]["probs"])
-    assert max(result["overlays"][0][0].size) == 320 and max(result["selected"].size) == 640
-    assert demo.word_view(result["best"], len(result["caption"].split())) is None
-    assert result["samples"]["value"] == [] and result["seed_note"] == ""
+    assert len(result["overlays"]) == len(result["confidence"]["value"]) == len(result["details"]["probs"])
+    assert max(result["overlays"][0][0].size) == 320 and max(result["selected"]["value"].size) == 640
+    first = result["details"]["words"][0]
+    assert result["selected"]["label"].startswith(f"Selected word: \u201c{first}\u201d (probability 0.")
+    assert demo.word_view(result["shown"].caption, len(result["caption"].split())) == gr.skip()
+    assert result["table"]["visible"] is False and result["note"] == ""
+    assert result["figure_file"] is None and result["gif_file"] is None    # no stale downloads
 
 
 def test_downloads_are_a_png_grid_and_a_gif_of_every_word(page, picture):
     result = run(page, picture)
-    figure, gif = page.downloads(result["best"])
+    figure, gif = page.downloads(result["shown"])
     assert Image.open(figure).format == "PNG"
     assert Image.open(gif).n_frames == len(result["details"]["words"])
+    assert page.downloads(result["shown"]) == (figure, gif)               # made once per caption
     assert page.downloads(None) == (None, None)
 
 
 def test_sampling_shows_and_repeats_its_seed(page, picture):
-    first = run(page, picture, strategy="sample", temperature=1.5, seed=None)
+    first = run(page, picture, strategy="sample", temperature=1.5, seed="")
     seed = first["details"]["seed"]
-    assert str(seed) in first["seed_note"]
-    again = run(page, picture, strategy="sample", temperature=1.5, seed=seed)
+    assert str(seed) in first["note"]
+    again = run(page, picture, strategy="sample", temperature=1.5, seed=str(seed))
     assert again["caption"] == first["caption"]
+    seeds = {run(page, picture, strategy="sample", seed="")["details"]["seed"] for _ in range(3)}
+    assert len(seeds) == 3                                                # empty box: a new seed each time
+
+
+def test_the_seed_box_starts_empty():
+    seed = next(app.option_control(knob, 8) for knob in DecodingOptions.knobs() if knob.name == "seed")
+    assert seed.value in ("", None)
+
+
+def test_a_caption_cut_by_the_length_limit_is_marked(page, picture):
+    result = run(page, picture, max_length=1)
+    assert result["details"]["cut"] is True and result["caption"].endswith(demo.CUT_MARK)
+    assert "Cut at 1 words" in result["note"]
+    assert run(page, picture)["details"]["cut"] is False
+
+
+def test_every_word_and_sample_can_be_inspected(page, picture):
+    result = run(page, picture, strategy="sample", temperature=2.0, seed=4, num_samples=3)
+    shown = result["shown"]
+    words = shown.captions[0].words
+    last = page.show_word(shown, gr.SelectData(None, {"index": len(words) - 1, "value": None}))
+    assert f"\u201c{words[-1]}\u201d" in last["label"]
+    picked = page.show_caption_word(shown, gr.SelectData(None, {"index": [len(words[0]) + 1, len(result["caption"])],
+                                                                "value": None}))
+    if len(words) > 1:
+        assert f"\u201c{words[1]}\u201d" in picked["label"]
+    confidence, selected, overlays, figure, gif, inspected = page.show_sample(
+        shown, gr.SelectData(None, {"index": [2, 1], "value": None}))
+    assert inspected.current == 2 and inspected.stamp == shown.stamp and figure is None and gif is None
+    assert "(sample 3)" in confidence["label"]
+    assert [w for w, _ in confidence["value"]] == shown.captions[2].words
+    assert page.downloads(inspected)[0] != page.downloads(shown)[0]
+
+
+def test_compare_decodes_one_encoding_greedy_beam_and_samples(model, page, picture, monkeypatch):
+    encoded = []
+    features = model.features
+    monkeypatch.setattr(model, "features", lambda images: encoded.append(len(images)) or features(images))
+    result = run_compare(page, picture, seed=9)
+    assert encoded == [1]                                                 # one image encoding for all
+    rows = result["table"]["value"]
+    assert [r[0] for r in rows] == ["greedy", "beam", "sample 1", "sample 2", "sample 3"]
+    assert rows[0][1] == result["caption"] == model.caption(picture).text
+    assert rows[1][1] == model.caption(picture, strategy="beam").text
+    assert all(isinstance(r[2], float) for r in rows) and result["table"]["visible"]
+    samples = [c.text for c in model.captions(picture, strategy="sample", num_samples=3, seed=9)]
+    assert [r[1] for r in rows[2:]] == samples
+
+
+def run_compare(page, image, **options) -> dict:
+    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    return dict(zip(OUTPUTS, page.compare(image, *values)))
 
 
 def test_several_samples_come_sorted_with_log_probabilities(page, picture):
     result = run(page, picture, strategy="sample", temperature=2.0, seed=4, num_samples=5)
-    samples = result["samples"]["value"]
-    log_probs = [lp for _, lp in samples]
+    samples = result["table"]["value"]
+    log_probs = [lp for *_, lp in samples]
     assert len(samples) == 5 and log_probs == sorted(log_probs, reverse=True)
-    assert result["caption"] == samples[0][0]
-    assert [s["caption"] for s in result["details"]["samples"]] == [c for c, _ in samples]
+    assert result["caption"] == samples[0][1] and samples[0][0] == "sample 1"
+    assert [s["caption"] for s in result["details"]["samples"]] == [c for _, c, _ in samples]
 
 
 def test_strategies_reach_the_model_and_other_options_are_ignored(page, model, picture):
@@ -109,19 +166,45 @@ def test_api_outputs_are_the_caption_then_its_json(page, picture):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda page: run(page, None), "upload an image"),
-    (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="beam", beam_size=99), "Beam size"),
+    (lambda page: page.show_caption(None, *OPTION_DEFAULTS), "upload an image"),
+    (lambda page: run_page(page, strategy="beam", beam_size=99), "Beam size"),
     (lambda page: page.show_caption_from_url("http://127.0.0.1:7860/secret.png", *OPTION_DEFAULTS), "not allowed"),
     (lambda page: page.show_caption_from_url("  ", *OPTION_DEFAULTS), "enter an image URL"),
-    (lambda page: page.api_caption_url("file:///etc/passwd", *OPTION_DEFAULTS), "Only http and https"),
-    (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", num_samples=11), "Number of samples"),
-    (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", temperature=9), "Temperature"),
-    (lambda page: run(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", max_length=0), "Max caption length"),
+    (lambda page: run_page(page, strategy="sample", num_samples=11), "Number of samples"),
+    (lambda page: run_page(page, strategy="sample", temperature=9), "Temperature"),
+    (lambda page: run_page(page, strategy="sample", max_length=0), "Max caption length"),
+    (lambda page: page.compare(None, *OPTION_DEFAULTS), "upload an image"),
 ])
-def test_bad_inputs_become_clear_messages(page, call, message):
+def test_bad_inputs_become_a_message_by_the_input_and_keep_the_result(page, call, message):
+    error, *rest = call(page)
+    assert error["visible"] and message in error["value"] and "Something went wrong" not in error["value"]
+    assert all(output == gr.skip() for output in rest)                    # the previous result stays
+
+
+def run_page(page, **options):
+    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    return page.show_caption(np.zeros((8, 8, 3), np.uint8), *values)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda page: api(page, None), "upload an image"),
+    (lambda page: page.api_caption_url("file:///etc/passwd", *OPTION_DEFAULTS), "Only http and https"),
+    (lambda page: api(page, np.zeros((8, 8, 3), np.uint8), strategy="sample", temperature=9), "Temperature"),
+])
+def test_bad_api_inputs_become_clear_errors(page, call, message):
     with pytest.raises(gr.Error, match=message) as caught:
         call(page)
     assert "Something went wrong" not in str(caught.value)
+
+
+def test_a_file_that_is_not_an_image_is_removed_with_the_reason(page, tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_text("this is not a picture")
+    image, error = page.check_image(str(fake))
+    assert image is None and error["visible"] and "Not an image" in error["value"]
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8)).save(good)
+    assert page.check_image(str(good)) == (gr.skip(), {"__type__": "update", "value": "", "visible": False})
 
 
 def test_bugs_become_a_plain_apology():
@@ -133,10 +216,11 @@ def test_bugs_become_a_plain_apology():
     assert "internal detail" not in str(caught.value) and "Something went wrong" in str(caught.value)
 
 
-def test_model_panel_is_honest_reads_the_card_and_shows_no_server_path(model):
+def test_model_panel_is_honest_reads_the_card_and_shows_no_server_path(model, coco_fixture):
     panel = demo.model_panel(model)
-    assert "not on photographs" in panel and "--checkpoint" not in panel
+    assert demo.model_summary(model) in panel and "--checkpoint" not in panel
     assert str(model.checkpoint.path) not in panel and model.source in panel
+    assert str(coco_fixture[0]) in model.checkpoint.card and str(coco_fixture[0].parent) not in panel
     title = model.checkpoint.card.strip().splitlines()[0]
     assert title.lstrip("# ") in panel and f"\n{title}\n" not in panel    # the card, its headings demoted
     assert f"{len(model.vocab)} words" in panel
@@ -157,3 +241,25 @@ def test_app_refuses_to_start_with_a_corrupt_checkpoint(trained_checkpoint, tmp_
     (bad / "vocab.json").write_text("{")
     assert app.main(["--checkpoint", str(bad)]) == 2
     assert "vocab.json" in capsys.readouterr().err
+
+
+def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
+    # The fixture's card names its training data ("- Training data: <path>"): said without the path.
+    line = demo.model_summary(model)
+    assert "Trained on captions_train2014.json." in line and f"{len(model.vocab)} words" in line
+    assert "/" not in line
+    card = "# A photo model\n\n## What it can do\nIt was trained on MS-COCO photographs. It names 80 kinds.\n"
+    monkeypatch.setattr(model.checkpoint, "card", card)
+    assert "It was trained on MS-COCO photographs. It names 80 kinds." in demo.model_summary(model)
+    monkeypatch.setattr(model.checkpoint, "card", card + "\nSummary: COCO 2014 photographs, 80 object kinds.\n")
+    assert "COCO 2014 photographs, 80 object kinds." in demo.model_summary(model)
+    assert "scene world" in demo.model_summary(type("Default", (), {
+        "checkpoint": type("C", (), {"card": (app.EXAMPLES.parent / "model" / "model_card.md").read_text()}),
+        "vocab": range(3)}))
+
+
+def test_a_very_long_image_gives_readable_tiles(page):
+    strip = Image.new("RGB", (3000, 200), (200, 40, 40))
+    result = run(page, strip)
+    width, height = result["overlays"][0][0].size
+    assert width == 320 and height >= 320 / 3 - 1
