@@ -31,12 +31,13 @@ class Caption:
     strategy: str = "greedy"
     seed: int | None = None            # the seed a sampled caption can be repeated with
     cut: bool = False                  # stopped by the length limit before the model said <end>
+    unfamiliar: bool | None = None     # the image is unlike the training data (None: not measured)
 
     def to_dict(self) -> dict:
         return {"caption": self.text, "words": self.words,
                 "probs": [round(float(p), 4) for p in self.probs],
                 "log_prob": round(self.log_prob, 4), "strategy": self.strategy, "seed": self.seed,
-                "cut": self.cut}
+                "cut": self.cut, "unlike_training_data": self.unfamiliar}
 
 
 class Captioner:
@@ -130,9 +131,10 @@ class Captioner:
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         with self._lock:
             features = self.features(pictures) if features is None else features
+            unfamiliar = self._unfamiliar(features)
             features = tf.repeat(features, copies, axis=0)                  # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
-        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed)
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, unfamiliar[i // copies])
                     for i, row in enumerate(rows)]
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
 
@@ -149,13 +151,20 @@ class Captioner:
             outputs = self.searches.greedy(features, steps)
         return list(zip(*(x.numpy() for x in outputs)))
 
-    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed) -> Caption:
+    def _unfamiliar(self, features) -> list:
+        """Per image: unlike the training data (familiarity.py), or None if the checkpoint cannot tell."""
+        stats = self.checkpoint.familiarity
+        if stats is None:
+            return [None] * len(features)
+        return [bool(flag) for flag in stats.unfamiliar(np.asarray(features))]
+
+    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, unfamiliar=None) -> Caption:
         words = self.vocab.decode(ids)
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=np.asarray(probs[:len(words)], np.float32),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
-                       cut=Vocabulary.end_id not in np.asarray(ids).tolist())
+                       cut=Vocabulary.end_id not in np.asarray(ids).tolist(), unfamiliar=unfamiliar)
 
 
 def _pick_seed(seed) -> int:

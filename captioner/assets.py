@@ -1,4 +1,4 @@
-"""What ships beside the code: the default model and the example pictures."""
+"""What ships beside the code: the default model, the encoder weights and the example pictures."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "model"
 EXAMPLES = ASSETS / "examples"
+LITE0_WEIGHTS = ASSETS / "encoders" / "efficientnet_lite0.npz"
 PICTURES = (".jpg", ".jpeg", ".png", ".webp")
 
 

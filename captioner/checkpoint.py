@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import CheckpointConfig
+from .familiarity import FILE as FAMILIARITY
+from .familiarity import Familiarity
 from .vocab import Vocabulary
 
 CONFIG, VOCAB, WEIGHTS, CARD = "config.json", "vocab.json", "model.weights.h5", "model_card.md"
@@ -32,6 +34,7 @@ class Checkpoint:
     vocab: Vocabulary
     model: object          # captioner.model.ShowAttendTell
     card: str
+    familiarity: object = None   # captioner.familiarity.Familiarity, where the checkpoint has one
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -50,7 +53,11 @@ def load_checkpoint(path) -> Checkpoint:
     model = build_model(config.model)
     _read(path / WEIGHTS, lambda p: model.load_weights(str(p)))
     card = _read(path / CARD, lambda p: p.read_text(encoding="utf-8")) if (path / CARD).is_file() else ""
-    return Checkpoint(path, config, vocab, model, card)
+    familiarity = _read(path / FAMILIARITY, Familiarity.load) if (path / FAMILIARITY).is_file() else None
+    if familiarity is not None and familiarity.mean.shape != (config.model.feature_dim,):
+        raise CheckpointError(f"{path / FAMILIARITY}: made for {familiarity.mean.shape[0]} feature channels, "
+                              f"the model has {config.model.feature_dim}")
+    return Checkpoint(path, config, vocab, model, card, familiarity)
 
 
 def _read(path: Path, reader):

@@ -12,9 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .assets import LITE0_WEIGHTS
+
 ENCODER_NAMES = ("efficientnet_lite0", "inception_v3")
 NATIVE_SIZES = {"efficientnet_lite0": 224, "inception_v3": 299}   # the input each was trained at
-LITE0_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "efficientnet_lite0.npz"
 
 
 class Encoder(tf.Module):

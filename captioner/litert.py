@@ -63,7 +63,7 @@ def weights_id(encoder_name: str, weights) -> str | None:
     if weights is None:
         return None
     if weights in ("default", "imagenet"):
-        from .encoders import LITE0_WEIGHTS
+        from .assets import LITE0_WEIGHTS
         path = LITE0_WEIGHTS if encoder_name == "efficientnet_lite0" else None
         return _file_digest(path) if path else f"{encoder_name}-imagenet"
     return _file_digest(Path(weights))

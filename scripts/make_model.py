@@ -52,6 +52,7 @@ def main() -> None:
     from captioner.scenes import render_dataset
     from captioner.scenes.metrics import category_phrases
     from captioner.train import train
+    from fit_familiarity import fit_and_report
 
     work, timings, start = Path(args.work), {}, time.perf_counter()
     train_dir, heldout_dir, run = work / "train", work / "heldout", work / "run"
@@ -77,20 +78,32 @@ def main() -> None:
     captioner = Captioner.load(run)
     figures = timed("evaluate", lambda: evaluate(
         captioner, heldout_dir / "captions.json", heldout_dir / "images", heldout_dir / "instances.json"))
+    familiar = timed("familiarity", lambda: fit_and_report(captioner, train_dir / "images", heldout_dir / "images"))
     timings["total"] = round(time.perf_counter() - start, 1)
     (run / "model_card.md").write_text(model_card(train_config, model_config, captioner, history, figures,
-                                                  timings, args))
+                                                  timings, args) + familiarity_section(familiar))
     (run / "heldout_figures.json").write_text(json.dumps({"figures": figures, "timings": timings}, indent=1))
     ship(run, ROOT / args.out)
     ship_examples(heldout_dir, ROOT / "assets" / "examples")
     print(json.dumps({"figures": figures, "timings": timings}))
 
 
+def familiarity_section(report: dict) -> str:
+    return f"""
+## Unlike the training data
+The page warns under a caption when the image is unlike this model's training images
+(`familiarity.npz`, scripts/fit_familiarity.py): the mean-pooled Lite0 features of
+{report['train_images']:,} training scenes, {report['directions']} principal directions, and a threshold of
+{report['threshold']} that 99% of {report['heldout_images']} held-out scenes stay under. Measured: it fires on
+{100 * report['heldout_warned']:.1f}% of those held-out scenes and {100 * report['train_warned']:.1f}% of the training scenes.
+"""
+
+
 def ship(run: Path, out: Path) -> None:
     """Copy what the app needs (no optimizer state) into assets/model."""
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md", "loss_curve.png",
-                 "heldout_figures.json"):
+                 "heldout_figures.json", "familiarity.npz"):
         shutil.copy2(run / name, out / name)
 
 
