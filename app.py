@@ -23,6 +23,7 @@ from captioner.assets import EXAMPLES, example_images
 from captioner.demo import Page, model_panel, model_summary
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 
+LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
@@ -125,6 +126,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                     gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
                 with gr.Accordion("Details (JSON)", open=False):
                     details = gr.JSON(label="words, probabilities, strategy, seed")
+        live_camera(page)
         with gr.Accordion("About the model", open=False):
             gr.Markdown(model_panel(model))
         shown = gr.State(None)   # this session's result (demo.Shown): the word views and downloads use it
@@ -135,6 +137,25 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption")
         gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url")
     return app
+
+
+def live_camera(page) -> None:
+    """The live camera panel: captions and the current word's heatmap as the camera streams."""
+    with gr.Accordion("Live camera: captions as you move", open=False):
+        with gr.Row():
+            live = UntrustedImage(sources=["webcam"], streaming=True, type="filepath", label="Camera",
+                                  height=320, elem_id="live-camera")
+            with gr.Column():
+                live_text = gr.Textbox(label="Live caption", elem_id="live-caption")
+                live_note = gr.Markdown(elem_id="live-note")
+                live_heat = gr.Image(label="Where it looks for the current word", type="pil",
+                                     interactive=False, height=320)
+        live_state = gr.State(None)
+    # A frame that arrives while one is captioned replaces any waiting one (always_last, one at a
+    # time): the stream drops frames instead of queueing them behind a slow caption.
+    live.stream(page.live_caption, [live, live_state], [live_text, live_heat, live_note, live_state],
+                stream_every=LIVE_EVERY_S, time_limit=300, concurrency_limit=1, trigger_mode="always_last",
+                api_visibility="private")
 
 
 def page_events(page, image, url, url_button, button, compare, examples, options, outputs):

@@ -119,6 +119,23 @@ def bench_training(captioner, batch_size: int = 64, repeats: int = 10) -> dict:
             "train_speedup": round(statistics.median(eager_times) / step, 2), "train_batch_size": batch_size}
 
 
+def bench_live(captioner, image_path, seconds: float = 3.0) -> dict:
+    """Live camera mode: frames per second through the page's own live event, frames back to back
+    (a 640x480 camera frame, uploaded as the browser sends it)."""
+    import tempfile
+    from PIL import Image
+    from .demo import Page
+    page, live, frames = Page(captioner), None, 0
+    with tempfile.TemporaryDirectory() as folder:
+        frame = Path(folder) / "frame.png"
+        Image.open(image_path).convert("RGB").resize((640, 480)).save(frame)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            *_, live = page.live_caption(str(frame), live)
+            frames += 1
+        return {"live_fps": round(frames / (time.perf_counter() - start), 1)}
+
+
 def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list | None = None) -> dict:
     """Every figure; decoding is timed over `decode_images` (default: just `image_path`)."""
     figures = {"machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
@@ -126,6 +143,7 @@ def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list
     figures |= bench_encoder(captioner, image_path, repeats)
     figures |= bench_decoding(captioner, decode_images or [image_path], repeats)
     figures |= bench_end_to_end(captioner, image_path, repeats)
+    figures |= bench_live(captioner, image_path)
     figures |= bench_training(captioner)
     return figures
 
@@ -154,6 +172,7 @@ ROWS = [("encoder_ms_per_image", "Encoder on TensorFlow (training, feature cache
                               "attention maps (p50)", "ms"),
         ("end_to_end_p95_ms", "End to end (p95)", "ms"),
         ("batch16_images_per_s", "Batch of 16 images, greedy", "images/s"),
+        ("live_fps", "Live camera mode: 640x480 frames captioned back to back", "frames/s"),
         ("train_step_ms", "Train step, batch 64 (compiled)", "ms"),
         ("eager_train_step_ms", "Train step, batch 64 (the seed's eager step)", "ms"),
         ("train_speedup", "Train speed-up (eager / compiled)", "x"),

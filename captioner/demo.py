@@ -27,6 +27,7 @@ from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 600
+LIVE_WINDOW_S = 5          # live mode's frames per second: over the last few seconds
 OPTION_NAMES = [knob.name for knob in DecodingOptions.knobs()]   # the order of the option controls
 # The page's outputs for a new result, in the order Page._shown returns them (app.py lays them out).
 PAGE_OUTPUTS = ["error", "caption", "note", "details", "confidence", "selected", "overlays", "table",
@@ -163,6 +164,25 @@ class Page:
             return None, None
 
     # --- the API ------------------------------------------------------------------------------
+
+    def live_caption(self, frame, live) -> tuple:
+        """A camera frame -> its greedy caption, the current word's heatmap (one word further each
+        frame), a note with the word and the frames per second captioned, and the live state."""
+        if frame is None:
+            return gr.skip(), gr.skip(), gr.skip(), live
+        try:
+            caption = self.captioner.caption(frame)
+        except InputError as error:
+            return gr.skip(), gr.skip(), str(error), live
+        now = time.monotonic()
+        times = [t for t in (live or {}).get("times", []) if now - t < LIVE_WINDOW_S] + [now]
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        if not caption.words:
+            return "", None, f"{fps:.1f} frames per second", {"times": times}
+        word = (len(times) - 1) % len(caption.words)
+        note = (f"Now: **{caption.words[word]}** (probability {caption.probs[word]:.2f}) · "
+                f"{fps:.1f} frames per second captioned; frames that come meanwhile are dropped")
+        return caption.text, word_view(caption, word), note, {"times": times}
 
     @named_options("image")
     @shown_to_users

@@ -263,3 +263,22 @@ def test_a_very_long_image_gives_readable_tiles(page):
     result = run(page, strip)
     width, height = result["overlays"][0][0].size
     assert width == 320 and height >= 320 / 3 - 1
+
+
+def test_live_mode_captions_each_frame_and_steps_through_the_words(page, model, coco_fixture):
+    frame = str(sorted(coco_fixture[1].iterdir())[0])
+    text, heat, note, live = page.live_caption(frame, None)
+    assert text == model.caption(frame).text and heat is not None
+    words = text.split()
+    assert f"**{words[0]}**" in note and "0.0 frames per second" in note
+    text, heat, note, live = page.live_caption(frame, live)
+    assert f"**{words[1 % len(words)]}**" in note and len(live["times"]) == 2
+    assert float(note.split(" frames per second")[0].split("· ")[-1]) > 0
+    assert page.live_caption(None, live)[3] is live                              # no frame: nothing changes
+
+
+def test_live_stream_drops_frames_instead_of_queueing(tiny_app):
+    config = tiny_app.get_config_file()
+    live = [d for d in config["dependencies"] if any(t[1] == "stream" for t in d["targets"])]
+    assert len(live) == 1 and live[0]["trigger_mode"] == "always_last" and live[0]["stream_every"] <= 0.2
+    assert tiny_app.fns[live[0]["id"]].concurrency_limit == 1          # one frame at a time
