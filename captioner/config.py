@@ -17,7 +17,8 @@ LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
           "epochs": (0, 100_000), "batch_size": (1, 65_536), "vocab_top_k": (5, 1_000_000),
           "max_caption_words": (1, 1000), "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9)}
-CHOICES = {"initial_state": ("mean", "zeros"), "distribute": ("none", "", "mirrored", "multiworker")}
+CHOICES = {"initial_state": ("mean", "zeros"), "imagenet_head": ("none", "softmax", "logits"),
+           "distribute": ("none", "", "mirrored", "multiworker")}
 
 
 @dataclass
@@ -33,6 +34,10 @@ class ModelConfig:
     attention_gate: bool = True   # the paper's gating scalar beta on the context vector
     initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
     max_length: int = 24          # longest caption generated, in words, <end> excluded
+    # The encoder's own ImageNet classifier (Lite0's head: mean-pooled features -> 1000 classes, frozen)
+    # as extra evidence for the decoder: its "softmax" or "logits", embedded, start the GRU state and
+    # go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
+    imagenet_head: str = "none"
 
 
 @dataclass

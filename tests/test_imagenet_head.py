@@ -1,0 +1,60 @@
+"""The encoder's ImageNet head as extra decoder input (ModelConfig.imagenet_head)."""
+import json
+
+import numpy as np
+import pytest
+
+from captioner import Captioner
+from captioner.config import CheckpointConfig, ModelConfig, TrainConfig
+from captioner.model import build_model
+
+
+@pytest.mark.parametrize("head", ["softmax", "logits"])
+def test_the_head_is_the_encoders_and_stays_frozen(head):
+    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head=head)
+    model = build_model(config, head_weights="default")
+    stored = np.load("assets/encoders/efficientnet_lite0.npz")
+    np.testing.assert_array_equal(model.imagenet_fc.get_weights()[0], stored["fc/kernel"].astype(np.float32))
+    assert not any("imagenet_fc" in v.path for v in model.trainable_variables)
+    features = np.random.default_rng(0).random((2, 4, 1280)).astype(np.float32)
+    projected, keys, hidden = model.encode(features)
+    assert hidden.shape == (2, 16 + 8)                          # the evidence rides at the state's end
+    logits, new_hidden, attention = model.step(np.array([1, 1]), hidden, projected, keys)
+    assert logits.shape == (2, 20) and attention.shape == (2, 4) and new_hidden.shape == (2, 24)
+    np.testing.assert_array_equal(new_hidden[:, 16:], hidden[:, 16:])
+
+
+def test_a_model_with_the_head_trains_saves_loads_and_captions(coco_fixture, tmp_path):
+    from captioner.train import train
+    captions, images = coco_fixture
+    out = tmp_path / "ckpt"
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=6,
+                         batch_size=8, learning_rate=1e-2, val_fraction=0.2)
+    history = train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
+                                        imagenet_head="softmax"), tmp_path / "cache", progress=False)
+    assert history["loss"][-1] < history["loss"][0]
+    assert json.loads((out / "config.json").read_text())["model"]["imagenet_head"] == "softmax"
+    captioner = Captioner.load(out)
+    stored = np.load("assets/encoders/efficientnet_lite0.npz")
+    np.testing.assert_allclose(captioner.checkpoint.model.imagenet_fc.get_weights()[1], stored["fc/bias"], rtol=1e-3)
+    path = sorted(images.iterdir())[0]
+    greedy, beam = captioner.caption(path), captioner.caption(path, strategy="beam", beam_size=3)
+    assert greedy.words and greedy.attention.shape == (len(greedy.words), 7, 7)
+    assert beam.words
+
+
+def test_an_old_config_without_the_field_loads_as_the_plain_model():
+    old = json.loads(CheckpointConfig(ModelConfig(), TrainConfig()).to_json())
+    del old["model"]["imagenet_head"]
+    config = CheckpointConfig.from_dict(old)
+    assert config.model.imagenet_head == "none"
+    model = build_model(config.model)
+    assert not hasattr(model, "imagenet_fc")
+    assert not any("imagenet" in v.path for v in model.weights)
+
+
+def test_an_unknown_head_kind_is_refused():
+    data = json.loads(CheckpointConfig().to_json())
+    data["model"]["imagenet_head"] = "top5"
+    with pytest.raises(ValueError, match="imagenet_head"):
+        CheckpointConfig.from_dict(data)
