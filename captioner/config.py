@@ -38,6 +38,11 @@ class ModelConfig:
     # as extra evidence for the decoder: its "softmax" or "logits", embedded, start the GRU state and
     # go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
     imagenet_head: str = "none"
+    # With the head: a fixed (1000 x vocabulary) map from ImageNet classes to the caption nouns they
+    # name (WordNet, captioner/imagenet_words.py) gives each step a prior over words, which a learnt,
+    # per-step gate adds to the logits (a copy mechanism from the classifier). The decoder still
+    # chooses every word; the gate decides when the classifier's opinion counts.
+    imagenet_words: bool = False
 
 
 @dataclass

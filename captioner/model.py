@@ -11,6 +11,7 @@ import tensorflow as tf
 from .config import ModelConfig
 
 IMAGENET_CLASSES = 1000
+WORD_PRIOR_SCALE = 8.0   # a gate of softplus(0) ~ 0.7 on a word holding all the class mass: +5.5 logits
 
 
 class BahdanauAttention(keras.layers.Layer):
@@ -61,18 +62,29 @@ class ShowAttendTell(keras.Model):
         self.dropout = keras.layers.Dropout(config.dropout)
         self.fc2 = keras.layers.Dense(config.vocab_size, name="fc2")
         self.uses_imagenet = config.imagenet_head != "none"
+        self.uses_words = config.imagenet_words
+        if self.uses_words and not self.uses_imagenet:
+            raise ValueError("imagenet_words needs imagenet_head (softmax or logits)")
+        if self.uses_words:
+            self.word_gate = keras.layers.Dense(1, name="imagenet_word_gate")
         if self.uses_imagenet:
             self.imagenet_fc = keras.layers.Dense(IMAGENET_CLASSES, name="imagenet_fc", trainable=False)
             self.imagenet_embed = keras.layers.Dense(config.embedding_dim, activation="relu", name="imagenet_embed")
 
     def imagenet_evidence(self, features):
-        """(B, N, C) grid features -> (B, I): the frozen head's scores on the pooled features, embedded."""
-        scores = self.imagenet_fc(tf.reduce_mean(features, axis=1))          # (B, 1000) logits
+        """(B, N, C) grid features -> (B, I): the frozen head's scores on the pooled features, embedded;
+        with imagenet_words, also the class probability mass on each word, (B, I + V)."""
+        logits = self.imagenet_fc(tf.reduce_mean(features, axis=1))          # (B, 1000) logits
+        probs = tf.nn.softmax(logits, axis=-1)
         if self.config.imagenet_head == "softmax":
-            scores = tf.nn.softmax(scores, axis=-1)
+            scores = probs
         else:   # logits, centred per image: their level says nothing, their differences everything
-            scores = (scores - tf.reduce_mean(scores, -1, keepdims=True)) / 4.0
-        return self.imagenet_embed(scores)
+            scores = (logits - tf.reduce_mean(logits, -1, keepdims=True)) / 4.0
+        evidence = self.imagenet_embed(scores)
+        if self.uses_words:
+            mass = tf.minimum(tf.matmul(probs, self.word_map), 1.0)         # (B, V)
+            evidence = tf.concat([evidence, mass], axis=-1)
+        return evidence
 
     def encode(self, features):
         """Per-image work done once before decoding: (B, N, C) -> projected, keys, first hidden."""
@@ -80,8 +92,8 @@ class ShowAttendTell(keras.Model):
         keys = self.attention.keys(projected)                     # (B, N, U)
         summary = tf.reduce_mean(projected, axis=1)                # (B, E)
         if self.uses_imagenet:
-            evidence = self.imagenet_evidence(features)            # (B, I)
-            summary = tf.concat([summary, evidence], axis=-1)
+            evidence = self.imagenet_evidence(features)            # (B, I) [+ V word mass]
+            summary = tf.concat([summary, evidence[:, :self.config.embedding_dim]], axis=-1)
         if self.config.initial_state == "zeros":   # the tutorial: the image reaches the GRU only through attention
             hidden = tf.zeros([tf.shape(features)[0], self.config.units])
         else:                                      # the paper: a summary of the whole image
@@ -96,7 +108,7 @@ class ShowAttendTell(keras.Model):
         if self.uses_imagenet:                                    # the evidence rides at the state's end
             units = self.config.units
             hidden, evidence = hidden[:, :units], hidden[:, units:]
-            extra = [evidence]
+            extra = [evidence[:, :self.config.embedding_dim]]
         context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
         if self.config.attention_gate:
             context = self.gate(hidden) * context
@@ -109,7 +121,11 @@ class ShowAttendTell(keras.Model):
         if extra:
             hidden = tf.concat([hidden, evidence], axis=-1)
         deep = self.dropout(deep, training=training)
-        return self.fc2(deep), hidden, weights
+        logits = self.fc2(deep)
+        if self.uses_words:   # the classifier's word prior, weighed by a gate the step learns
+            mass = evidence[:, self.config.embedding_dim:]
+            logits += WORD_PRIOR_SCALE * tf.nn.softplus(self.word_gate(deep)) * mass
+        return logits, hidden, weights
 
     def call(self, inputs, training=False):
         """Teacher forcing: (features (B,N,C), input tokens (B,T)) -> logits (B,T,V), attention (B,T,N)."""
@@ -133,6 +149,10 @@ class ShowAttendTell(keras.Model):
         if self.uses_imagenet:
             self.imagenet_fc.build((None, c.feature_dim))
             self.imagenet_embed.build((None, IMAGENET_CLASSES))
+        if self.uses_words:
+            self.word_gate.build((None, c.units))
+            self.word_map = self.add_weight(shape=(IMAGENET_CLASSES, c.vocab_size), initializer="zeros",
+                                            trainable=False, name="imagenet_word_map")
         self.init_hidden.build((None, c.embedding_dim + extra))
         self.attention.build((None, None, c.embedding_dim), (None, c.units))
         self.gate.build((None, c.units))
@@ -143,13 +163,17 @@ class ShowAttendTell(keras.Model):
         self.built = True
 
 
-def build_model(config: ModelConfig, head_weights=None) -> ShowAttendTell:
+def build_model(config: ModelConfig, head_weights=None, vocab=None) -> ShowAttendTell:
     """`head_weights`: where the ImageNet head comes from when the config uses it ("default": the
-    shipped Lite0 file; None: leave it for the checkpoint's weights to fill)."""
+    shipped Lite0 file; None: leave it for the checkpoint's weights to fill). `vocab`: with
+    imagenet_words, the vocabulary the class -> word map is made for (None: the checkpoint's)."""
     model = ShowAttendTell(config, name="show_attend_tell")
     model.build()
     if model.uses_imagenet and head_weights is not None:
         load_imagenet_head(model, head_weights)
+    if model.uses_words and vocab is not None:
+        from .imagenet_words import word_map
+        model.word_map.assign(word_map(vocab, IMAGENET_CLASSES))
     return model
 
 

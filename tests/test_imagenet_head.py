@@ -58,3 +58,34 @@ def test_an_unknown_head_kind_is_refused():
     data["model"]["imagenet_head"] = "top5"
     with pytest.raises(ValueError, match="imagenet_head"):
         CheckpointConfig.from_dict(data)
+
+
+def test_the_word_map_takes_classes_to_the_nouns_they_name():
+    from captioner.imagenet_words import names, word_map
+    from captioner.vocab import Vocabulary
+    assert names(207, "dog") and names(281, "cat") and names(504, "mug") and not names(207, "cat")
+    vocab = Vocabulary.fit(["a dog and two cats", "a coffee mug", "a teddy bear"], 100)
+    matrix = word_map(vocab)
+    dog, cat = vocab.index["dog"], vocab.index["cats"]
+    assert matrix[207, dog] == 1 and matrix[281, cat] == 1 and matrix[207, cat] == 0
+    assert matrix[:, vocab.index["a"]].sum() == 0
+
+
+def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path):
+    from captioner.checkpoint import load_checkpoint
+    from captioner.train import train
+    captions, images = coco_fixture
+    out = tmp_path / "ckpt"
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=2,
+                         batch_size=8, learning_rate=1e-2, val_fraction=0.2)
+    train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
+                              imagenet_head="softmax", imagenet_words=True), tmp_path / "cache", progress=False)
+    first, second = Captioner.load(out), Captioner.load(out)
+    path = sorted(images.iterdir())[0]
+    a, b = first.caption(path), second.caption(path)
+    assert a.text == b.text and a.words
+    np.testing.assert_allclose(a.probs, b.probs, rtol=1e-5)
+    loaded = load_checkpoint(out).model
+    assert loaded.word_map.shape == (1000, len(first.vocab))
+    with pytest.raises(ValueError, match="imagenet_words needs"):
+        build_model(ModelConfig(vocab_size=20, imagenet_words=True))
