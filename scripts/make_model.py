@@ -95,8 +95,11 @@ def main() -> None:
         render_photos(photos_heldout_dir, args.heldout_images, HELDOUT_SEED, split="heldout",
                       workers=args.workers)))
     parts = [scenes_dir] + ([photos_dir] if args.photo_images else [])
-    if train_dir.exists():
-        shutil.rmtree(train_dir)
+    # The feature cache is keyed by file name, and an earlier recipe's scenes had the same names
+    # with other pixels: from nothing means from nothing.
+    for stale in (train_dir, work / "features"):
+        if stale.exists():
+            shutil.rmtree(stale)
     merge_datasets(train_dir, parts)
     train_config = TrainConfig(captions=str(train_dir / "captions.json"), images=str(train_dir / "images"),
                                out=str(run), epochs=args.epochs, batch_size=64, learning_rate=2e-3,
