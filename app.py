@@ -20,7 +20,8 @@ import gradio as gr
 import captioner
 from captioner import serving
 from captioner.assets import EXAMPLES, example_images
-from captioner.demo import Page, model_panel, model_summary
+from captioner.cards import model_panel, model_summary
+from captioner.demo import Page
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import app
-from captioner import Captioner, demo
+from captioner import Captioner, cards, demo
 from captioner.assets import example_images
 from captioner.options import DecodingOptions
 
@@ -217,8 +217,8 @@ def test_bugs_become_a_plain_apology():
 
 
 def test_model_panel_is_honest_reads_the_card_and_shows_no_server_path(model, coco_fixture):
-    panel = demo.model_panel(model)
-    assert demo.model_summary(model) in panel and "--checkpoint" not in panel
+    panel = cards.model_panel(model)
+    assert cards.model_summary(model) in panel and "--checkpoint" not in panel
     assert str(model.checkpoint.path) not in panel and model.source in panel
     assert str(coco_fixture[0]) in model.checkpoint.card and str(coco_fixture[0].parent) not in panel
     title = model.checkpoint.card.strip().splitlines()[0]
@@ -245,15 +245,15 @@ def test_app_refuses_to_start_with_a_corrupt_checkpoint(trained_checkpoint, tmp_
 
 def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
     # The fixture's card names its training data ("- Training data: <path>"): said without the path.
-    line = demo.model_summary(model)
+    line = cards.model_summary(model)
     assert "Trained on captions_train2014.json." in line and f"{len(model.vocab)} words" in line
     assert "/" not in line
     card = "# A photo model\n\n## What it can do\nIt was trained on MS-COCO photographs. It names 80 kinds.\n"
     monkeypatch.setattr(model.checkpoint, "card", card)
-    assert "It was trained on MS-COCO photographs. It names 80 kinds." in demo.model_summary(model)
+    assert "It was trained on MS-COCO photographs. It names 80 kinds." in cards.model_summary(model)
     monkeypatch.setattr(model.checkpoint, "card", card + "\nSummary: COCO 2014 photographs, 80 object kinds.\n")
-    assert "COCO 2014 photographs, 80 object kinds." in demo.model_summary(model)
-    assert "scene world" in demo.model_summary(type("Default", (), {
+    assert "COCO 2014 photographs, 80 object kinds." in cards.model_summary(model)
+    assert "scene world" in cards.model_summary(type("Default", (), {
         "checkpoint": type("C", (), {"card": (app.EXAMPLES.parent / "model" / "model_card.md").read_text()}),
         "vocab": range(3)}))
 
