@@ -58,8 +58,7 @@ class Encoder(tf.Module):
         exactly as the training cache stores them; on LiteRT once `enable_litert` has made it."""
         batch = np.stack([self._resize_one(np.asarray(im, np.uint8)).numpy() for im in images])
         fast = self.litert
-        features = fast(batch) if fast is not None else self.features(batch).numpy()
-        return tf.constant(features.astype(np.float16).astype(np.float32))   # as_stored, in numpy
+        return as_stored(fast(batch) if fast is not None else self.features(batch))
 
     def enable_litert(self, weights_id: str) -> bool:
         """Run inference on LiteRT with XNNPACK when it is installed (captioner/litert.py); the first
