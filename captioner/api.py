@@ -46,7 +46,8 @@ class Captioner:
     def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None,
                  use_litert: bool = True):
         from .encoders import build_encoder
-        from .litert import weights_id as litert_weights_id
+        from .checkpoint import WEIGHTS
+        from .litert import litert_greedy, weights_id as litert_weights_id
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
@@ -60,6 +61,8 @@ class Captioner:
                              f"features, the checkpoint expects {self.config.grid_size}x"
                              f"{self.config.grid_size}x{self.config.feature_dim}")
         self.searches = Searches(checkpoint.model)
+        # Greedy search for one image on LiteRT: the page's and the API's most common call.
+        self.greedy_on_litert = litert_greedy(checkpoint.model, checkpoint.path / WEIGHTS) if use_litert else None
         self._lock = threading.Lock()   # TF/Keras calls are not safe from several threads at once
 
     @classmethod
@@ -132,7 +135,8 @@ class Captioner:
         with self._lock:
             features = self.features(pictures) if features is None else features
             unfamiliar = self._unfamiliar(features)
-            features = tf.repeat(features, copies, axis=0)                  # (B * copies, N, C)
+            if copies > 1:
+                features = tf.repeat(features, copies, axis=0)              # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, unfamiliar[i // copies])
                     for i, row in enumerate(rows)]
@@ -147,6 +151,8 @@ class Captioner:
         if settings.strategy == "sample":
             outputs = self.searches.sample(features, steps, tf.constant(settings.temperature, tf.float32),
                                            tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
+        elif len(features) == 1 and self.greedy_on_litert is not None:
+            return list(zip(*self.greedy_on_litert(features, steps)))
         else:
             outputs = self.searches.greedy(features, steps)
         return list(zip(*(x.numpy() for x in outputs)))

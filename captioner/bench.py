@@ -56,6 +56,8 @@ def bench_decoding(captioner, images: list, repeats: int) -> dict:
             "sample": lambda f: searches.sample(f, steps, tf.constant(1.0), tf.constant(0), tf.constant([0, 0])),
             "beam3": lambda f: searches.beam(f, steps, tf.constant(3), tf.constant(0.7)),
             "eager_greedy": lambda f: eager_greedy(model, f, captioner.config.max_length)}
+    if captioner.greedy_on_litert is not None:   # the path one image's greedy caption takes
+        runs["greedy_litert"] = lambda f: captioner.greedy_on_litert(f, steps)
     ms = {name: 0.0 for name in runs}
     for image in images:
         features = captioner.features([captioner.caption(image).image])
@@ -143,6 +145,10 @@ def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list
     figures |= bench_encoder(captioner, image_path, repeats)
     figures |= bench_decoding(captioner, decode_images or [image_path], repeats)
     figures |= bench_end_to_end(captioner, image_path, repeats)
+    if (encoder_ms := figures.get("encoder_litert_ms_per_image")) is not None:
+        figures["end_to_end_over_encoder"] = round(figures["end_to_end_p50_ms"] / encoder_ms, 2)
+        plain = type(captioner)(captioner.checkpoint, use_litert=False)
+        figures["end_to_end_tensorflow_p50_ms"] = _ms(_timed(lambda: plain.caption(image_path), repeats))
     figures |= bench_live(captioner, image_path)
     figures |= bench_training(captioner)
     return figures
@@ -163,6 +169,7 @@ ROWS = [("encoder_ms_per_image", "Encoder on TensorFlow (training, feature cache
         ("feature_extraction_images_per_s", "Feature extraction through tf.data, batches of 32", "images/s"),
         ("decode_images", "Decoding timed over this many example scenes (per-caption mean)", "images"),
         ("greedy_ms", "Greedy decode, one caption (compiled loop)", "ms"),
+        ("greedy_litert_ms", "Greedy decode, one caption, on LiteRT (inference, one image)", "ms"),
         ("eager_greedy_ms", "Greedy decode, the seed's eager per-word loop", "ms"),
         ("greedy_speedup", "Greedy speed-up (eager / compiled)", "x"),
         ("sample_ms", "Sampling decode, one caption", "ms"),
@@ -171,6 +178,8 @@ ROWS = [("encoder_ms_per_image", "Encoder on TensorFlow (training, feature cache
         ("end_to_end_p50_ms", "End to end, one image: load, encode (LiteRT where installed), caption, "
                               "attention maps (p50)", "ms"),
         ("end_to_end_p95_ms", "End to end (p95)", "ms"),
+        ("end_to_end_over_encoder", "End to end p50 / LiteRT encoder time", "x"),
+        ("end_to_end_tensorflow_p50_ms", "End to end on TensorFlow alone (LiteRT not installed) (p50)", "ms"),
         ("batch16_images_per_s", "Batch of 16 images, greedy", "images/s"),
         ("live_fps", "Live camera mode: 640x480 frames captioned back to back", "frames/s"),
         ("train_step_ms", "Train step, batch 64 (compiled)", "ms"),

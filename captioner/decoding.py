@@ -33,9 +33,13 @@ def _choose_and_record(model, features, max_length, choose):
     tokens = tf.fill([batch], START)
     finished = tf.zeros([batch], tf.bool)
     total = tf.zeros([batch])
-    ids_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
-    probs_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-    attention_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+    # Fixed-size arrays with static element shapes (where known), read back up to the steps taken:
+    # the form the LiteRT converter can lower (litert.py runs this loop there for one image).
+    rows, cells = features.shape[:1], features.shape[:2]
+    ids_ta = tf.TensorArray(tf.int32, size=max_length, element_shape=rows)
+    probs_ta = tf.TensorArray(tf.float32, size=max_length, element_shape=rows)
+    attention_ta = tf.TensorArray(tf.float32, size=max_length, element_shape=cells)
+    steps = tf.constant(0)
     for t in tf.range(max_length):
         log_probs, state, attention = _log_probs(model, tokens, state)
         tokens = tf.where(finished, PAD, choose(log_probs, t))                 # (B,)
@@ -45,10 +49,11 @@ def _choose_and_record(model, features, max_length, choose):
         probs_ta = probs_ta.write(t, tf.exp(token_log_prob))
         attention_ta = attention_ta.write(t, attention)
         finished = finished | tf.equal(tokens, END)
+        steps = t + 1
         if tf.reduce_all(finished):
             break
-    return (tf.transpose(ids_ta.stack()), tf.transpose(probs_ta.stack()),
-            tf.transpose(attention_ta.stack(), [1, 0, 2]), total)
+    return (tf.transpose(ids_ta.stack()[:steps]), tf.transpose(probs_ta.stack()[:steps]),
+            tf.transpose(attention_ta.stack()[:steps], [1, 0, 2]), total)
 
 
 def greedy_search(model, features, max_length):

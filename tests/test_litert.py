@@ -1,5 +1,6 @@
 """The encoder on LiteRT (inference) against the encoder on TensorFlow (training, feature cache)."""
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from captioner import Captioner, litert
@@ -43,8 +44,36 @@ def test_the_conversion_is_cached(models):
     path = fast.encoder.litert.path
     before = path.stat().st_mtime_ns
     assert Captioner.load().encoder.litert.path == path and path.stat().st_mtime_ns == before
+    greedy = fast.greedy_on_litert.path
+    before = greedy.stat().st_mtime_ns
+    assert Captioner.load().greedy_on_litert.path == greedy and greedy.stat().st_mtime_ns == before
 
 
 def test_turned_off_by_the_variable(monkeypatch):
     monkeypatch.setenv("CAPTIONER_LITERT", "0")
     assert not litert.available()
+
+
+def test_greedy_on_litert_matches_tensorflows_loop(models):
+    # The same loop (decoding.greedy_search) with frozen weights: the words must be the same; word
+    # probabilities and attention differ only by float32 sums taken in another order (~1e-5 here).
+    fast, _ = models
+    assert fast.greedy_on_litert is not None
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        features = fast.features([fast.caption(path).image])
+        ids, probs, attention, log_prob = fast.greedy_on_litert(features, 24)
+        ref = [x.numpy() for x in fast.searches.greedy(features, tf.constant(24))]
+        assert ids.tolist() == ref[0].tolist(), path.name
+        assert np.abs(probs - ref[1]).max() < 1e-3 and np.abs(attention - ref[2]).max() < 1e-3
+        assert abs(float(log_prob[0] - ref[3][0])) < 1e-3
+        short = fast.greedy_on_litert(features, 2)[0]        # the length limit holds, <end> or not
+        assert short.tolist() == ref[0][:, :2].tolist()
+
+
+def test_a_failed_greedy_conversion_falls_back_to_tensorflow(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
+    monkeypatch.setattr(litert, "convert_greedy", lambda model: (_ for _ in ()).throw(RuntimeError("no")))
+    model = Captioner.load()
+    assert model.greedy_on_litert is None and "LiteRT greedy unavailable" in caplog.text
+    path = sorted(EXAMPLES.glob("*.jpg"))[0]
+    assert model.caption(path).text == Captioner.load(use_litert=False).caption(path).text

@@ -89,6 +89,7 @@ def test_cli_caption_json_lines(trained_checkpoint, coco_fixture):
     assert all(set(line) >= {"caption", "words", "probs"} and len(line["words"]) == len(line["probs"])
                for line in lines)
     assert "cuInit" not in result.stderr and "absl" not in result.stderr    # TensorFlow's C++ start-up log
+    assert "XNNPACK delegate" not in result.stderr                         # and LiteRT's
 
 
 def test_tensorflows_start_up_log_is_shown_when_asked_for(trained_checkpoint, coco_fixture):
