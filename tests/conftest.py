@@ -1,13 +1,21 @@
 """Shared fixtures: a tiny COCO-format dataset the tests draw themselves, and a model trained on it."""
+import atexit
 import json
 import os
+import shutil
 import socket
+import tempfile
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every model the tests train gets its own LiteRT conversion (captioner/litert.py): they go to a
+# folder of this test run (its subprocesses inherit it), not the user's cache, and leave with it.
+_LITERT_CACHE = tempfile.mkdtemp(prefix="captioner-test-cache-")
+os.environ.setdefault("CAPTIONER_CACHE", _LITERT_CACHE)
+atexit.register(shutil.rmtree, _LITERT_CACHE, ignore_errors=True)
 
 SHAPES = {"square": "rectangle", "circle": "ellipse"}
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220), "green": (30, 170, 60)}
