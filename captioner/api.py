@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from .assets import DEFAULT_CHECKPOINT
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
 from .decoding import Searches
 from .images import load_image
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
@@ -46,7 +46,6 @@ class Captioner:
     def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None,
                  use_litert: bool = True):
         from .encoders import build_encoder
-        from .checkpoint import WEIGHTS
         from .litert import litert_greedy, weights_id as litert_weights_id
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path

@@ -162,8 +162,6 @@ class Page:
             log.exception("downloads failed")
             return None, None
 
-    # --- the API ------------------------------------------------------------------------------
-
     def live_caption(self, frame, live) -> tuple:
         """A camera frame -> its greedy caption, the current word's heatmap (one word further each
         frame), a note with the word and the frames per second captioned, and the live state."""
@@ -182,6 +180,8 @@ class Page:
         note = (f"Now: **{caption.words[word]}** (probability {caption.probs[word]:.2f}) · "
                 f"{fps:.1f} frames per second captioned; frames that come meanwhile are dropped")
         return caption.text, word_view(caption, word), note, {"times": times}
+
+    # --- the API ------------------------------------------------------------------------------
 
     @named_options("image")
     @shown_to_users
