@@ -103,7 +103,14 @@ def cmd_features(args) -> int:
 
 def cmd_scenes(args) -> int:
     from .scenes import render_dataset
-    summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size)
+    from .scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    families = args.textures.split(",") if args.textures else \
+        ((HELDOUT_FAMILY,) if args.heldout_texture else TRAIN_FAMILIES)
+    try:
+        summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size,
+                                 families=families)
+    except ValueError as error:
+        raise SystemExit(f"scenes: {error}") from None
     print(json.dumps(summary))
     return 0
 
@@ -218,6 +225,9 @@ def _data_commands(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--heldout-texture", action="store_true",
+                   help="render only the texture family held out of training (to measure settings on it)")
+    p.add_argument("--textures", default="", help="comma-separated texture families (default: the training ones)")
     p.set_defaults(run=cmd_scenes)
 
     p = sub.add_parser("photos", help="compose the photo world: real cut-outs on real background photos")

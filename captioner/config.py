@@ -15,11 +15,13 @@ CONFIG_VERSION = 1
 # file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
+          "word_prior_scale": (0.0, 100.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9)}
 # Keys older checkpoints may hold that are now one knob with another: read and dropped.
 RETIRED = {"train": ("vocab_top_k", "max_caption_words")}   # -> model.vocab_size, model.max_length
-CHOICES = {"initial_state": ("mean", "zeros"), "distribute": ("none", "", "mirrored", "multiworker")}
+CHOICES = {"initial_state": ("mean", "zeros"), "imagenet_head": ("none", "softmax", "logits"),
+           "word_prior": ("image", "attended"), "distribute": ("none", "", "mirrored", "multiworker")}
 
 
 @dataclass
@@ -35,6 +37,21 @@ class ModelConfig:
     attention_gate: bool = True   # the paper's gating scalar beta on the context vector
     initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
     max_length: int = 24          # longest caption, in words, <end> excluded: generated, and trained on (longer are cut)
+    # The encoder's own ImageNet classifier (Lite0's head: mean-pooled features -> 1000 classes, frozen)
+    # as extra evidence for the decoder: its "softmax" or "logits", embedded, start the GRU state and
+    # go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
+    imagenet_head: str = "none"
+    # With the head: a fixed (1000 x vocabulary) map from ImageNet classes to the caption nouns they
+    # name (WordNet, captioner/imagenet_words.py) gives each step a prior over words, which a learnt,
+    # per-step gate adds to the logits (a copy mechanism from the classifier). The decoder still
+    # chooses every word; the gate decides when the classifier's opinion counts.
+    imagenet_words: bool = False
+    # Where the word prior looks: "image" (the head on the mean-pooled features, one prior per caption)
+    # or "attended" (the head on the features the step attends to, so each word's prior follows its
+    # heatmap: the thing being named, not the whole picture).
+    word_prior: str = "image"
+    # A gate of softplus(0) ~ 0.7 on a word holding all the class mass adds 0.7 x scale to its logit.
+    word_prior_scale: float = 8.0
 
 
 @dataclass

@@ -15,9 +15,11 @@ from .data import load_captions
 
 
 def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: int = 0, batch_size: int = 32,
-             progress: bool = True, **options) -> dict:
-    """Caption the first `limit` images (0: all) with the given decoding options -> the figures."""
-    from .scenes.metrics import caption_scores, scene_metrics
+             progress: bool = True, world: str = "scenes", **options) -> dict:
+    """Caption the first `limit` images (0: all) with the given decoding options -> the figures.
+    `world`: "scenes" (the emoji world's metrics) or "photos" (photo composites: nouns and settings of
+    the photo tables, no counts)."""
+    from .scenes.metrics import caption_scores, photo_metrics, scene_metrics
     captions = load_captions(captions_file, images_dir)
     count = min(limit, len(captions.files)) if limit else len(captions.files)
     references = {captions.image_ids[i]: [] for i in range(count)}
@@ -35,5 +37,6 @@ def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: i
     figures = {"images": count, "strategy": options.get("strategy", "greedy"),
                **caption_scores(references, hypotheses)}
     if instances_file:
-        figures.update(scene_metrics(predictions, json.loads(Path(instances_file).read_text())))
+        metrics = photo_metrics if world == "photos" else scene_metrics
+        figures.update(metrics(predictions, json.loads(Path(instances_file).read_text())))
     return figures

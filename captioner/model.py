@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from .config import ModelConfig
 
+IMAGENET_CLASSES = 1000
+
 
 class BahdanauAttention(keras.layers.Layer):
     """Additive attention: score_n = v . tanh(W_f f_n + W_h h)."""
@@ -38,7 +40,15 @@ class BahdanauAttention(keras.layers.Layer):
 
 
 class ShowAttendTell(keras.Model):
-    """Projection of frozen CNN features, Bahdanau attention, a GRU decoder with a deep output."""
+    """Projection of frozen CNN features, Bahdanau attention, a GRU decoder with a deep output.
+
+    With `config.imagenet_head` the encoder's frozen ImageNet classifier reads the mean-pooled grid
+    features; its 1000 scores, embedded (I = embedding_dim), start the GRU state and are fed to
+    every step. They ride along at the end of the decoder state, (B, U + I), so the decoding loops
+    (greedy, sampling, beam reordering) carry them without knowing they are there. With
+    `word_prior = "attended"` each cell's class logits ride at the end of the attention keys,
+    (B, N, U + 1000), for the same reason: each step's prior is the head on what that step attends to.
+    """
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(**kwargs)
@@ -52,30 +62,86 @@ class ShowAttendTell(keras.Model):
         self.fc1 = keras.layers.Dense(config.units, name="fc1")
         self.dropout = keras.layers.Dropout(config.dropout)
         self.fc2 = keras.layers.Dense(config.vocab_size, name="fc2")
+        self.uses_imagenet = config.imagenet_head != "none"
+        self.uses_words = config.imagenet_words
+        if self.uses_words and not self.uses_imagenet:
+            raise ValueError("imagenet_words needs imagenet_head (softmax or logits)")
+        if self.uses_words:
+            self.word_gate = keras.layers.Dense(1, name="imagenet_word_gate")
+        if self.uses_imagenet:
+            self.imagenet_fc = keras.layers.Dense(IMAGENET_CLASSES, name="imagenet_fc", trainable=False)
+            self.imagenet_embed = keras.layers.Dense(config.embedding_dim, activation="relu", name="imagenet_embed")
+
+    def imagenet_evidence(self, features):
+        """(B, N, C) grid features -> (B, I): the frozen head's scores on the pooled features, embedded;
+        with imagenet_words, also the class probability mass on each word, (B, I + V)."""
+        logits = self.imagenet_fc(tf.reduce_mean(features, axis=1))          # (B, 1000) logits
+        probs = tf.nn.softmax(logits, axis=-1)
+        if self.config.imagenet_head == "softmax":
+            scores = probs
+        else:   # logits, centred per image: their level says nothing, their differences everything
+            scores = (logits - tf.reduce_mean(logits, -1, keepdims=True)) / 4.0
+        evidence = self.imagenet_embed(scores)
+        if self.uses_words and self.config.word_prior == "image":
+            evidence = tf.concat([evidence, self.word_mass(probs)], axis=-1)
+        return evidence
+
+    def word_mass(self, probs):
+        """(B, 1000) class probabilities -> (B, V): the probability mass on each word the classes name."""
+        return tf.minimum(tf.matmul(probs, self.word_map), 1.0)
+
+    @property
+    def attends_prior(self) -> bool:
+        return self.uses_words and self.config.word_prior == "attended"
 
     def encode(self, features):
         """Per-image work done once before decoding: (B, N, C) -> projected, keys, first hidden."""
         projected = self.projection(features)                     # (B, N, E)
         keys = self.attention.keys(projected)                     # (B, N, U)
+        if self.attends_prior:   # the head is linear: weights . (cell logits) = head(weights . cells)
+            keys = tf.concat([keys, self.imagenet_fc(features)], axis=-1)   # (B, N, U + 1000)
+        summary = tf.reduce_mean(projected, axis=1)                # (B, E)
+        if self.uses_imagenet:
+            evidence = self.imagenet_evidence(features)            # (B, I) [+ V word mass]
+            summary = tf.concat([summary, evidence[:, :self.config.embedding_dim]], axis=-1)
         if self.config.initial_state == "zeros":   # the tutorial: the image reaches the GRU only through attention
             hidden = tf.zeros([tf.shape(features)[0], self.config.units])
         else:                                      # the paper: a summary of the whole image
-            hidden = self.init_hidden(tf.reduce_mean(projected, axis=1))  # (B, U)
+            hidden = self.init_hidden(summary)                     # (B, U)
+        if self.uses_imagenet:
+            hidden = tf.concat([hidden, evidence], axis=-1)        # (B, U + I): carried unchanged
         return projected, keys, hidden
 
     def step(self, tokens, hidden, projected, keys, training=False):
         """One decoder step: previous word ids (B,) -> logits (B, V), new hidden, attention (B, N)."""
+        extra = []
+        if self.uses_imagenet:                                    # the evidence rides at the state's end
+            units = self.config.units
+            hidden, evidence = hidden[:, :units], hidden[:, units:]
+            extra = [evidence[:, :self.config.embedding_dim]]
+        if self.attends_prior:
+            keys, cell_logits = keys[..., :self.config.units], keys[..., self.config.units:]
         context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
         if self.config.attention_gate:
             context = self.gate(hidden) * context
         embedded = self.embedding(tokens)                         # (B, E)
-        output, states = self.gru(tf.concat([context, embedded], axis=-1), [hidden], training=training)
+        output, states = self.gru(tf.concat([context, embedded] + extra, axis=-1), [hidden], training=training)
         hidden = states[0] if isinstance(states, (list, tuple)) else states
         # The paper's deep output (eq. 7) sees the context and the previous word as well as the state,
         # so the word chosen at a step depends directly on where that step looked.
-        deep = self.fc1(tf.concat([output, context, embedded], axis=-1))   # (B, U)
+        deep = self.fc1(tf.concat([output, context, embedded] + extra, axis=-1))   # (B, U)
+        if extra:
+            hidden = tf.concat([hidden, evidence], axis=-1)
         deep = self.dropout(deep, training=training)
-        return self.fc2(deep), hidden, weights
+        logits = self.fc2(deep)
+        if self.uses_words:   # the classifier's word prior, weighed by a gate the step learns
+            if self.attends_prior:
+                attended = tf.einsum("bn,bnk->bk", weights, cell_logits)          # (B, 1000)
+                mass = self.word_mass(tf.nn.softmax(attended, axis=-1))           # (B, V)
+            else:
+                mass = evidence[:, self.config.embedding_dim:]
+            logits += self.config.word_prior_scale * tf.nn.softplus(self.word_gate(deep)) * mass
+        return logits, hidden, weights
 
     def call(self, inputs, training=False):
         """Teacher forcing: (features (B,N,C), input tokens (B,T)) -> logits (B,T,V), attention (B,T,N)."""
@@ -95,17 +161,45 @@ class ShowAttendTell(keras.Model):
         """Create every variable from the config alone, so weights can be loaded before any call."""
         c = self.config
         self.projection.build((None, None, c.feature_dim))
-        self.init_hidden.build((None, c.embedding_dim))
+        extra = c.embedding_dim if self.uses_imagenet else 0       # the ImageNet evidence's width
+        if self.uses_imagenet:
+            self.imagenet_fc.build((None, c.feature_dim))
+            self.imagenet_embed.build((None, IMAGENET_CLASSES))
+        if self.uses_words:
+            self.word_gate.build((None, c.units))
+            self.word_map = self.add_weight(shape=(IMAGENET_CLASSES, c.vocab_size), initializer="zeros",
+                                            trainable=False, name="imagenet_word_map")
+        self.init_hidden.build((None, c.embedding_dim + extra))
         self.attention.build((None, None, c.embedding_dim), (None, c.units))
         self.gate.build((None, c.units))
         self.embedding.build((None,))
-        self.gru.build((None, 2 * c.embedding_dim))
-        self.fc1.build((None, c.units + 2 * c.embedding_dim))
+        self.gru.build((None, 2 * c.embedding_dim + extra))
+        self.fc1.build((None, c.units + 2 * c.embedding_dim + extra))
         self.fc2.build((None, c.units))
         self.built = True
 
 
-def build_model(config: ModelConfig) -> ShowAttendTell:
+def build_model(config: ModelConfig, head_weights=None, vocab=None) -> ShowAttendTell:
+    """`head_weights`: where the ImageNet head comes from when the config uses it ("default": the
+    shipped Lite0 file; None: leave it for the checkpoint's weights to fill). `vocab`: with
+    imagenet_words, the vocabulary the class -> word map is made for (None: the checkpoint's)."""
     model = ShowAttendTell(config, name="show_attend_tell")
     model.build()
+    if model.uses_imagenet and head_weights is not None:
+        load_imagenet_head(model, head_weights)
+    if model.uses_words and vocab is not None:
+        from .imagenet_words import word_map
+        model.word_map.assign(word_map(vocab, IMAGENET_CLASSES))
     return model
+
+
+def load_imagenet_head(model: ShowAttendTell, path="default") -> None:
+    """Copy the encoder's classifier (fc/kernel, fc/bias of the converted Lite0 file) into the model."""
+    import numpy as np
+    from pathlib import Path
+    from .encoders import LITE0_WEIGHTS
+    if model.config.encoder != "efficientnet_lite0":
+        raise ValueError(f"imagenet_head needs the efficientnet_lite0 encoder, not {model.config.encoder}")
+    path = LITE0_WEIGHTS if path == "default" else Path(path)
+    with np.load(path) as stored:
+        model.imagenet_fc.set_weights([stored["fc/kernel"].astype(np.float32), stored["fc/bias"].astype(np.float32)])

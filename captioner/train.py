@@ -100,7 +100,7 @@ def fit(config: CheckpointConfig, vocab: Vocabulary, train_data, val_data, steps
     cfg, out = config.train, Path(config.train.out)
     strategy = get_strategy(cfg.distribute)
     with strategy.scope():
-        model = build_model(config.model)
+        model = build_model(config.model, head_weights="default", vocab=vocab)
         schedule = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate, max(cfg.epochs * steps_per_epoch, 1), alpha=0.05)
         optimizer = keras.optimizers.Adam(schedule)

@@ -23,7 +23,9 @@ def pooled_features(model, folder: Path, limit: int, batch: int = 32):
     import numpy as np
     from captioner.assets import PICTURES
     from captioner.images import load_image
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PICTURES)[:limit or None]
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PICTURES)
+    if limit and len(files) > limit:   # spread over the folder: a merged set lists one world, then the other
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
     rows = []
     for start in range(0, len(files), batch):
         pictures = [load_image(p) for p in files[start:start + batch]]
@@ -31,12 +33,15 @@ def pooled_features(model, folder: Path, limit: int, batch: int = 32):
     return np.concatenate(rows), files
 
 
-def fit_and_report(model, train: Path, heldout: Path, photos=(), limit: int = 3000, directions: int = 128,
+def fit_and_report(model, train: Path, heldout, photos=(), limit: int = 3000, directions: int = 128,
                    quantile: float = 0.99) -> dict:
-    """Fit, save CHECKPOINT/familiarity.npz, and say how often the warning fires on each set."""
+    """Fit, save CHECKPOINT/familiarity.npz, and say how often the warning fires on each set.
+    `heldout`: one folder or several (one per world)."""
+    import numpy as np
     from captioner.familiarity import FILE, Familiarity
     train_features, _ = pooled_features(model, Path(train), limit)
-    heldout_features, _ = pooled_features(model, Path(heldout), limit)
+    folders = [heldout] if isinstance(heldout, (str, Path)) else list(heldout)
+    heldout_features = np.concatenate([pooled_features(model, Path(f), limit)[0] for f in folders])
     stats = Familiarity.fit(train_features, heldout_features, directions, quantile)
     report = {"train_images": len(train_features), "heldout_images": len(heldout_features),
               "directions": directions, "threshold": round(stats.threshold, 4),
@@ -55,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--train", required=True)
-    parser.add_argument("--heldout", required=True)
+    parser.add_argument("--heldout", required=True, nargs="+", help="one folder per world")
     parser.add_argument("--photos", nargs="*", default=[])
     parser.add_argument("--limit", type=int, default=3000, help="images per folder at most (0: all)")
     parser.add_argument("--directions", type=int, default=128)

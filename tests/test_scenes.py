@@ -127,3 +127,25 @@ def test_missing_font_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("CAPTIONER_EMOJI_FONT", str(tmp_path / "none.ttf"))
     with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
         render.font_path()
+
+
+def test_the_heldout_texture_family_never_appears_in_training_renders(scenes, tmp_path):
+    from captioner.scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    instances = json.loads((scenes / "a" / "instances.json").read_text())
+    used = [im["texture"] for im in instances["images"]]
+    assert HELDOUT_FAMILY not in used and set(used) <= set(TRAIN_FAMILIES)
+    assert len(set(used)) >= 3                      # the training renders do mix families
+    render_dataset(tmp_path / "held", 12, seed=5, workers=1, image_size=96, families=(HELDOUT_FAMILY,))
+    held = json.loads((tmp_path / "held" / "instances.json").read_text())
+    assert {im["texture"] for im in held["images"]} == {HELDOUT_FAMILY}
+    with pytest.raises(ValueError, match="texture families"):
+        render_dataset(tmp_path / "bad", 1, seed=5, families=("velvet",))
+
+
+def test_each_texture_family_changes_the_background_but_not_its_setting_colours():
+    from captioner.scenes.render import FAMILIES, background
+    for setting in tables.settings():
+        images = [np.asarray(background(setting, np.random.default_rng(0), 64, f), np.float32) for f in FAMILIES]
+        means = np.array([im.reshape(-1, 3).mean(0) for im in images])
+        assert all(np.abs(images[0] - im).mean() > 1 for im in images[1:])     # other surfaces
+        assert np.abs(means - means.mean(0)).max() < 60                       # the same colours, roughly

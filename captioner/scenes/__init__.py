@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import tables
 from .captions import Group, actor_captions, object_captions
-from .render import background, place
+from .render import FAMILIES, HELDOUT_FAMILY, TRAIN_FAMILIES, background, place
 
 KIND_WEIGHTS = (0.45, 0.35, 0.2)     # one, two or three kinds of object
 COUNT_WEIGHTS = (0.5, 0.3, 0.2)      # one, two or three of each
@@ -28,10 +28,12 @@ def glyph_sides(instances: int) -> tuple[float, float]:
     return {1: (0.32, 0.44), 2: (0.26, 0.36), 3: (0.22, 0.3), 4: (0.2, 0.28)}.get(instances, (0.17, 0.23))
 
 
-def make_scene(rng, size: int) -> dict:
-    """-> {"image", "setting", "objects": [(coco category, box)], "captions": [5 strings]}."""
+def make_scene(rng, size: int, families=TRAIN_FAMILIES) -> dict:
+    """-> {"image", "setting", "texture", "objects": [(coco category, box)], "captions": [5 strings]}.
+    The background's texture family is drawn from `families` (render.FAMILIES)."""
     setting = tables.settings()[str(rng.choice(sorted(tables.settings())))]
-    image = background(setting.name, rng, size)
+    family = str(families[int(rng.integers(len(families)))])
+    image = background(setting.name, rng, size, family)
     actors = [a for a in tables.actors() if setting.name in a.settings]
     kinds = [o for o in tables.objects() if setting.name in o.settings]
     if actors and rng.random() < ACTOR_SHARE:
@@ -57,22 +59,29 @@ def make_scene(rng, size: int) -> dict:
             start += c
         captions = object_captions(groups, setting, rng, size)
         objects = [(g.kind.coco_category, b) for g in groups for b in g.boxes]
-    return {"image": image, "setting": setting.name, "objects": objects, "captions": captions}
+    return {"image": image, "setting": setting.name, "texture": family, "objects": objects, "captions": captions}
 
 
 def _render_one(job) -> dict:
-    out, seed, index, size = job
-    scene = make_scene(np.random.default_rng([seed, index]), size)
+    out, seed, index, size, families = job
+    scene = make_scene(np.random.default_rng([seed, index]), size, families)
     name = f"scene_{seed}_{index:06d}.jpg"
     scene.pop("image").save(Path(out) / "images" / name, quality=90)
     return {"file_name": name, **scene}
 
 
-def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_size: int = 256) -> dict:
+def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_size: int = 256,
+                   families=TRAIN_FAMILIES) -> dict:
+    """`families`: the background texture families to draw from; the default leaves out
+    HELDOUT_FAMILY, which `families=(HELDOUT_FAMILY,)` renders alone to measure settings on it."""
+    families = tuple(families)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"texture families {unknown or '(none)'}: choose from {', '.join(FAMILIES)}")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    jobs = [(str(out), seed, index, image_size) for index in range(n_images)]
+    jobs = [(str(out), seed, index, image_size, families) for index in range(n_images)]
     if workers > 1:
         with get_context("fork").Pool(workers) as pool:
             scenes = pool.map(_render_one, jobs, chunksize=64)
@@ -80,7 +89,7 @@ def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_si
         scenes = [_render_one(job) for job in jobs]
     _write_coco(out, scenes, image_size)
     seconds = time.perf_counter() - start
-    return {"out": str(out), "n_images": n_images, "seed": seed, "seconds": round(seconds, 1),
+    return {"out": str(out), "n_images": n_images, "seed": seed, "families": list(families), "seconds": round(seconds, 1),
             "images_per_second": round(n_images / max(seconds, 1e-9), 1)}
 
 
@@ -96,7 +105,45 @@ def _write_coco(out: Path, scenes: list[dict], size: int) -> None:
                    "bbox": [int(v) for v in box]} for n, (name, box) in enumerate(scene["objects"], start=1)]
     categories = [{"id": tables.COCO_IDS[name], "name": name}
                   for name in sorted({o.coco_category for o in tables.objects()}, key=tables.COCO_IDS.get)]
-    with_setting = [{**entry, "setting": scene["setting"]} for entry, scene in zip(images, scenes)]
+    with_setting = [{**entry, "setting": scene["setting"], "texture": scene["texture"]}
+                    for entry, scene in zip(images, scenes)]
     (out / "captions.json").write_text(json.dumps({"images": images, "annotations": captions}))
     (out / "instances.json").write_text(json.dumps({"images": with_setting, "categories": categories,
                                                     "annotations": boxes}))
+
+
+def merge_datasets(out_dir, parts) -> dict:
+    """Several rendered sets (scene world, photo world) -> one COCO-format set to train on.
+
+    `out/images/` links to every part's images (file names are unique across worlds and seeds);
+    image and annotation ids are renumbered; categories are merged by name (a "dog" is a dog in
+    both worlds); each image keeps its `setting` (and the photo world's `background`).
+    """
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    images, captions, boxes, categories = [], [], [], {}
+    for part in map(Path, parts):
+        caps = json.loads((part / "captions.json").read_text())
+        inst = json.loads((part / "instances.json").read_text())
+        new_id = {}
+        extra = {im["id"]: im for im in inst["images"]}
+        for im in caps["images"]:
+            new_id[im["id"]] = len(images) + 1
+            images.append({**extra.get(im["id"], {}), **im, "id": new_id[im["id"]]})
+            link = out / "images" / im["file_name"]
+            if not link.exists():
+                link.symlink_to((part / "images" / im["file_name"]).resolve())
+        captions += [{**a, "id": len(captions) + n, "image_id": new_id[a["image_id"]]}
+                     for n, a in enumerate(caps["annotations"], start=1)]
+        name_of = {c["id"]: c["name"] for c in inst["categories"]}
+        for c in inst["categories"]:
+            categories.setdefault(c["name"], len(categories) + 1)
+        boxes += [{**a, "id": len(boxes) + n, "image_id": new_id[a["image_id"]],
+                   "category_id": categories[name_of[a["category_id"]]]}
+                  for n, a in enumerate(inst["annotations"], start=1)]
+    plain = [{k: im[k] for k in ("id", "file_name", "width", "height")} for im in images]
+    (out / "captions.json").write_text(json.dumps({"images": plain, "annotations": captions}))
+    (out / "instances.json").write_text(json.dumps({
+        "images": images, "categories": [{"id": i, "name": n} for n, i in categories.items()],
+        "annotations": boxes}))
+    return {"out": str(out), "images": len(images), "captions": len(captions)}

@@ -148,3 +148,57 @@ def _tokenised(references: dict, hypotheses: dict):
     from ..vocab import tokenize
     return ({k: [" ".join(tokenize(c)) for c in v] for k, v in references.items()},
             {k: [" ".join(tokenize(hypotheses[k]))] for k in references})
+
+
+# --- the photo world -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def photo_noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
+    """(words, noun) for every noun of the photo world's stamp table, singular and plural."""
+    from .photos import load_stamps
+    phrases = {}
+    for stamp in load_stamps():
+        phrases[tuple(stamp.kind.noun.split())] = stamp.kind.noun
+        phrases[tuple(stamp.kind.plural.split())] = stamp.kind.noun
+    return tuple(phrases.items())
+
+
+def _photo_setting_of(words: list[str]) -> str | None:
+    from .photos import photo_settings
+    text = " " + " ".join(words) + " "
+    for setting in photo_settings().values():
+        if any(f" {phrase} " in text for phrase in setting.phrases):
+            return setting.name
+    return None
+
+
+def photo_metrics(predictions: list[dict], instances: dict) -> dict:
+    """The scene world's object recall/precision, setting accuracy and pointing game for photo
+    composites (captioner/scenes/photos.py): nouns from the stamp table, settings from its table.
+    Counts are left out: a photo's count words mean what the scene world's do, but recall is the aim."""
+    images = {im["id"]: im for im in instances["images"]}
+    boxes = boxes_by_image(instances)
+    phrases = dict(photo_noun_phrases())
+    tally = dict.fromkeys(("present", "recalled", "named", "named_present", "settings_right", "pointed", "hits"), 0)
+    chance = []
+    for prediction in predictions:
+        image = images[prediction["image_id"]]
+        present = boxes.get(prediction["image_id"], {})
+        named = [(noun, end) for noun, _, end in match_phrases(prediction["words"], phrases)]
+        names = {noun for noun, _ in named}
+        tally["present"] += len(present)
+        tally["recalled"] += len(names & set(present))
+        tally["named"] += len(names)
+        tally["named_present"] += len(names & set(present))
+        tally["settings_right"] += _photo_setting_of(prediction["words"]) == image.get("setting")
+        for noun, end in named:
+            if noun in present and end < len(prediction["attention"]):
+                hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
+                tally["pointed"] += 1
+                tally["hits"] += hit
+                chance.append(share)
+    ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
+    return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
+            "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
+            "pointing_game": ratio("hits", "pointed"),
+            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}

@@ -28,10 +28,59 @@ def glyph(code: str) -> Image.Image:
     return canvas.crop(canvas.getbbox())
 
 
-def _noise(rng, size: int, cells: int) -> np.ndarray:
+# --- texture families -----------------------------------------------------------------------------
+# Every setting's surface is modulated by a texture field: "smooth" is the original look (bilinear
+# value noise); the others replace it with another kind of surface, so that a setting has to be
+# recognised by what it is (its colours, its layout: a sky band, lane markings, a wall/floor split)
+# and not by one texture. One family is held out of training (HELDOUT_FAMILY) to measure exactly that.
+FAMILIES = ("smooth", "mottled", "striped", "speckled", "tiled")
+HELDOUT_FAMILY = "tiled"
+TRAIN_FAMILIES = tuple(f for f in FAMILIES if f != HELDOUT_FAMILY)
+
+
+def _smooth(rng, size: int, cells: int) -> np.ndarray:
     """Smooth noise in [0, 1]: random cells upsampled bilinearly."""
     small = Image.fromarray((rng.random((cells, cells)) * 255).astype(np.uint8))
     return np.asarray(small.resize((size, size), Image.BILINEAR), np.float32) / 255.0
+
+
+def _mottled(rng, size: int, cells: int) -> np.ndarray:
+    """Blotches with firm edges: two octaves of value noise pushed through a steep curve."""
+    field = 0.65 * _smooth(rng, size, max(3, cells)) + 0.35 * _smooth(rng, size, max(6, 3 * cells))
+    return 1.0 / (1.0 + np.exp(-(field - 0.5) * 14.0))
+
+
+def _striped(rng, size: int, cells: int) -> np.ndarray:
+    """Parallel bands at a random angle and period, lightly wobbled."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle, period = rng.uniform(0, np.pi), size / rng.uniform(max(cells, 4), 3 * max(cells, 4))
+    wobble = 3.0 * _smooth(rng, size, 4)
+    return 0.5 + 0.5 * np.sin((x * np.cos(angle) + y * np.sin(angle)) / period * 2 * np.pi + wobble)
+
+
+def _speckled(rng, size: int, cells: int) -> np.ndarray:
+    """Sparse dots and flecks of random size on a flat ground."""
+    field = Image.new("L", (size, size), 128)
+    draw = ImageDraw.Draw(field)
+    for _ in range(int(rng.integers(25, 70))):
+        cx, cy, r = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(1.0, size / 40)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=int(rng.choice([0, 255])))
+    return np.asarray(field, np.float32) / 255.0
+
+
+def _tiled(rng, size: int, cells: int) -> np.ndarray:
+    """Square tiles, each its own shade, with darker joints between them."""
+    tile = int(size / rng.uniform(max(cells, 4), 2.5 * max(cells, 4))) + 2
+    shades = rng.random((size // tile + 2, size // tile + 2))
+    y, x = np.mgrid[0:size, 0:size]
+    off = int(rng.integers(0, tile))
+    field = shades[(y + off) // tile, (x + off) // tile].astype(np.float32) * 0.7 + 0.15
+    field[((y + off) % tile < 2) | ((x + off) % tile < 2)] = 0.0
+    return field
+
+
+TEXTURES = {"smooth": _smooth, "mottled": _mottled, "striped": _striped, "speckled": _speckled, "tiled": _tiled}
+_noise = _smooth   # the name the setting generators below call; background() rebinds it per family
 
 
 def _fill(size: int, colour) -> np.ndarray:
@@ -110,8 +159,20 @@ BACKGROUNDS = {"grass": _grass, "beach": _beach, "water": _water, "snow": _snow,
                "sky": _sky, "table": _table, "room": _room}
 
 
-def background(setting: str, rng, size: int) -> Image.Image:
-    return Image.fromarray(np.clip(BACKGROUNDS[setting](rng, size), 0, 255).astype(np.uint8))
+def background(setting: str, rng, size: int, family: str = "smooth") -> Image.Image:
+    """A setting's background with one texture family's surface, its colours jittered per image."""
+    global _noise
+    if family not in TEXTURES:
+        raise ValueError(f"unknown texture family {family!r}: choose one of {', '.join(FAMILIES)}")
+    _noise, texture = TEXTURES[family], TEXTURES[family]
+    try:
+        image = BACKGROUNDS[setting](rng, size)
+        if family != "smooth":   # the family's surface, strong enough to be seen, over the setting's own
+            image = _shade(image, 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5))
+    finally:
+        _noise = _smooth
+    tint = rng.uniform(0.92, 1.08, 3) * rng.uniform(0.85, 1.15)   # colour cast and brightness
+    return Image.fromarray(np.clip(image * tint, 0, 255).astype(np.uint8))
 
 
 def _overlaps(box, boxes, limit: float) -> bool:

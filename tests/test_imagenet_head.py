@@ -1,0 +1,124 @@
+"""The encoder's ImageNet head as extra decoder input (ModelConfig.imagenet_head)."""
+import json
+
+import numpy as np
+import pytest
+
+from captioner import Captioner
+from captioner.config import CheckpointConfig, ModelConfig, TrainConfig
+from captioner.model import build_model
+
+
+@pytest.mark.parametrize("head", ["softmax", "logits"])
+def test_the_head_is_the_encoders_and_stays_frozen(head):
+    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head=head)
+    model = build_model(config, head_weights="default")
+    stored = np.load("assets/encoders/efficientnet_lite0.npz")
+    np.testing.assert_array_equal(model.imagenet_fc.get_weights()[0], stored["fc/kernel"].astype(np.float32))
+    assert not any("imagenet_fc" in v.path for v in model.trainable_variables)
+    features = np.random.default_rng(0).random((2, 4, 1280)).astype(np.float32)
+    projected, keys, hidden = model.encode(features)
+    assert hidden.shape == (2, 16 + 8)                          # the evidence rides at the state's end
+    logits, new_hidden, attention = model.step(np.array([1, 1]), hidden, projected, keys)
+    assert logits.shape == (2, 20) and attention.shape == (2, 4) and new_hidden.shape == (2, 24)
+    np.testing.assert_array_equal(new_hidden[:, 16:], hidden[:, 16:])
+
+
+def test_a_model_with_the_head_trains_saves_loads_and_captions(coco_fixture, tmp_path):
+    from captioner.train import train
+    captions, images = coco_fixture
+    out = tmp_path / "ckpt"
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=6,
+                         batch_size=8, learning_rate=1e-2, val_fraction=0.2)
+    history = train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
+                                        imagenet_head="softmax"), tmp_path / "cache", progress=False)
+    assert history["loss"][-1] < history["loss"][0]
+    assert json.loads((out / "config.json").read_text())["model"]["imagenet_head"] == "softmax"
+    captioner = Captioner.load(out)
+    stored = np.load("assets/encoders/efficientnet_lite0.npz")
+    np.testing.assert_allclose(captioner.checkpoint.model.imagenet_fc.get_weights()[1], stored["fc/bias"], rtol=1e-3)
+    path = sorted(images.iterdir())[0]
+    greedy, beam = captioner.caption(path), captioner.caption(path, strategy="beam", beam_size=3)
+    assert greedy.words and greedy.attention.shape == (len(greedy.words), 7, 7)
+    assert beam.words
+
+
+def test_an_old_config_without_the_field_loads_as_the_plain_model():
+    old = json.loads(CheckpointConfig(ModelConfig(), TrainConfig()).to_json())
+    del old["model"]["imagenet_head"]
+    config = CheckpointConfig.from_dict(old)
+    assert config.model.imagenet_head == "none"
+    model = build_model(config.model)
+    assert not hasattr(model, "imagenet_fc")
+    assert not any("imagenet" in v.path for v in model.weights)
+
+
+def test_an_unknown_head_kind_is_refused():
+    data = json.loads(CheckpointConfig().to_json())
+    data["model"]["imagenet_head"] = "top5"
+    with pytest.raises(ValueError, match="imagenet_head"):
+        CheckpointConfig.from_dict(data)
+
+
+def test_the_word_map_takes_classes_to_the_nouns_they_name():
+    from captioner.imagenet_words import names, word_map
+    from captioner.vocab import Vocabulary
+    assert names(207, "dog") and names(281, "cat") and names(504, "mug") and not names(207, "cat")
+    vocab = Vocabulary.fit(["a dog and two cats", "a coffee mug", "a teddy bear"], 100)
+    matrix = word_map(vocab)
+    dog, cat = vocab.index["dog"], vocab.index["cats"]
+    assert matrix[207, dog] == 1 and matrix[281, cat] == 1 and matrix[207, cat] == 0
+    assert matrix[:, vocab.index["a"]].sum() == 0
+
+
+@pytest.mark.parametrize("where", ["image", "attended"])
+def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where):
+    from captioner.checkpoint import load_checkpoint
+    from captioner.train import train
+    captions, images = coco_fixture
+    out = tmp_path / "ckpt"
+    config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=2,
+                         batch_size=8, learning_rate=1e-2, val_fraction=0.2)
+    train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
+                              imagenet_head="softmax", imagenet_words=True, word_prior=where),
+          tmp_path / "cache", progress=False)
+    first, second = Captioner.load(out), Captioner.load(out, use_litert=False)
+    path = sorted(images.iterdir())[0]
+    a, b = first.caption(path), second.caption(path)   # LiteRT's greedy loop (where installed) and TF's
+    assert a.text == b.text and a.words
+    np.testing.assert_allclose(a.probs, b.probs, rtol=1e-3, atol=1e-4)
+    beam = first.caption(path, strategy="beam", beam_size=3)
+    assert beam.words and beam.attention.shape == (len(beam.words), 7, 7)
+    loaded = load_checkpoint(out).model
+    assert loaded.word_map.shape == (1000, len(first.vocab))
+    with pytest.raises(ValueError, match="imagenet_words needs"):
+        build_model(ModelConfig(vocab_size=20, imagenet_words=True))
+
+
+def test_the_attended_prior_is_the_head_on_the_attended_cells():
+    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax",
+                         imagenet_words=True, word_prior="attended")
+    model = build_model(config, head_weights="default")
+    features = np.random.default_rng(0).random((2, 4, 1280)).astype(np.float32)
+    projected, keys, hidden = model.encode(features)
+    assert keys.shape == (2, 4, 16 + 1000)                      # each cell's class logits ride on the keys
+    cells = keys[..., 16:].numpy()
+    # The head is linear: the mean of the cells' logits is the head on the mean-pooled features, so
+    # uniform attention gives the "image" prior, and a peaked one the prior of the cell it looks at.
+    pooled = model.imagenet_fc(features.mean(axis=1)).numpy()
+    np.testing.assert_allclose(cells.mean(axis=1), pooled, rtol=1e-4, atol=1e-3)
+    model.word_map.assign(np.eye(1000, 20, dtype=np.float32))   # class k names word k (k < 20)
+    logits, _, weights = model.step(np.array([1, 1]), hidden, projected, keys)
+    attended = np.einsum("bn,bnk->bk", weights.numpy(), cells)
+    mass = np.minimum(tf_softmax(attended) @ model.word_map.numpy(), 1.0)
+    model.word_map.assign(np.zeros((1000, 20), np.float32))     # the same step without the prior
+    plain, _, _ = model.step(np.array([1, 1]), hidden, projected, keys)
+    prior = (logits - plain).numpy()
+    assert np.all(prior >= -1e-5) and prior.max() > 0
+    np.testing.assert_allclose(prior / prior.max(axis=1, keepdims=True), mass / mass.max(axis=1, keepdims=True),
+                               rtol=1e-3, atol=1e-5)
+
+
+def tf_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
