@@ -139,7 +139,7 @@ def cmd_evaluate(args) -> int:
     figures = {}
     if args.captions and args.images:
         figures.update(evaluate(model, args.captions, args.images, args.instances, args.limit,
-                                **_decoding_kwargs(args)))
+                                world=args.world, **_decoding_kwargs(args)))
     if args.labels:
         from .subjects import evaluate_photos
         photo_figures, captions = evaluate_photos(model, args.labels, args.photos, args.captions_out,
@@ -245,6 +245,8 @@ def _data_commands(sub) -> None:
     p.add_argument("--captions", default=None, help="COCO captions.json of held-out images")
     p.add_argument("--images", default=None, help="the folder of those images")
     p.add_argument("--instances", default=None, help="scene-world instances.json for grounding metrics")
+    p.add_argument("--world", choices=("scenes", "photos"), default="scenes",
+                   help="whose tables score --instances: the emoji scene world or the photo world's composites")
     p.add_argument("--labels", default=None, help="hand labels of real photos (assets/validation/labels.json): "
                    "main_subject_recall, overall and where the subject is in the model's vocabulary")
     p.add_argument("--photos", default=None, help="the folder the labelled photos are in (data/validation)")

@@ -8,12 +8,16 @@ DEFAULT_CHECKPOINT = ASSETS / "model"
 EXAMPLES = ASSETS / "examples"
 LITE0_WEIGHTS = ASSETS / "encoders" / "efficientnet_lite0.npz"
 PICTURES = (".jpg", ".jpeg", ".png", ".webp")
+# What a visitor tries first: real photographs, then photo composites, then emoji scenes.
+EXAMPLE_ORDER = ("photo_", "composite_")
 
 
 def example_images(folder=EXAMPLES) -> list[Path]:
-    """The example pictures in a folder (none if it is missing): scenes first, then photos."""
+    """The example pictures in a folder (none if it is missing), in EXAMPLE_ORDER, then the rest."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     pictures = [p for p in folder.iterdir() if p.suffix.lower() in PICTURES]
-    return sorted(pictures, key=lambda p: (p.name.startswith("photo_"), p.name))
+    rank = lambda p: next((n for n, prefix in enumerate(EXAMPLE_ORDER) if p.name.startswith(prefix)),
+                          len(EXAMPLE_ORDER))
+    return sorted(pictures, key=lambda p: (rank(p), p.name))

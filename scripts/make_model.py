@@ -18,6 +18,11 @@ sys.path.insert(0, str(ROOT))
 
 TRAIN_SEED, HELDOUT_SEED = 1, 20261124   # the held-out seed is used for nothing else
 TEXTURE_SEED = 20261125                  # held-out scenes drawn in the held-out texture family
+CALIBRATION_SEED = 20261126              # emoji scenes the word prior's scale is checked on
+CALIBRATION_IMAGES = 200
+CALIBRATION_SOURCE = "foolbox"           # the real photos it is chosen on (20 of the 52 labelled)
+CALIBRATION_MULTIPLES = (1, 2, 4, 6)     # of the trained word_prior_scale (capped at the config's limit, 100)
+CALIBRATION_EMOJI_LOSS = 0.01            # emoji recall a larger scale may cost
 IMAGE_SIZE = 256
 BARS = {"object_recall": ">= 0.90", "object_precision": ">= 0.90", "setting_accuracy": ">= 0.90",
         "count_accuracy": ">= 0.85", "pointing_game": ">= 0.70 and >= 2.5 x chance"}
@@ -65,33 +70,28 @@ def main() -> None:
     parser.add_argument("--word-prior", default="attended", choices=("image", "attended"),
                         help="where the word prior looks: the whole image or the attended cells (ModelConfig.word_prior)")
     parser.add_argument("--word-prior-scale", type=float, default=16.0, help="ModelConfig.word_prior_scale")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="skip rendering and training: calibrate, evaluate and ship the run already in --work")
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
     parser.add_argument("--validation-photos", default=str(ROOT / "data" / "validation"))
     args = parser.parse_args()
     import captioner
     captioner.import_tensorflow_quietly()
-    from captioner.api import Captioner
     from captioner.config import ModelConfig, TrainConfig
-    from captioner.evaluate import evaluate
     from captioner.scenes import merge_datasets, render_dataset
     from captioner.scenes.metrics import category_phrases, photo_noun_phrases
     from captioner.scenes.photos import render_photos
-    from captioner.scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    from captioner.scenes.render import HELDOUT_FAMILY
     from captioner.train import train
-    from fit_familiarity import fit_and_report
 
     work, timings, start = Path(args.work), {}, time.perf_counter()
     scenes_dir, heldout_dir, texture_dir = work / "scenes", work / "heldout", work / "heldout_texture"
     photos_dir, photos_heldout_dir = work / "photos", work / "photos_heldout"
     train_dir, run = work / "train", work / "run"
 
-    def timed(name, fn):
-        begin = time.perf_counter()
-        result = fn()
-        timings[name] = round(time.perf_counter() - begin, 1)
-        print(f"[make model] {name}: {timings[name]} s", flush=True)
-        return result
-
+    timed = _timer(timings)
+    if args.finish_only:
+        return finish(args, work, timings, start)
     timed("render_scenes", lambda: render_dataset(scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers))
     timed("render_photos", lambda: render_photos(photos_dir, args.photo_images, TRAIN_SEED, split="train",
                                                  workers=args.workers))
@@ -118,8 +118,28 @@ def main() -> None:
                                word_prior=args.word_prior, word_prior_scale=args.word_prior_scale)
     # Box supervision finds the nouns of both worlds in the captions.
     known = {**category_phrases(), **dict(photo_noun_phrases())}
-    history = timed("features_and_train", lambda: train(train_config, model_config, work / "features",
-                                                        known_phrases=known))
+    timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
+    finish(args, work, timings, start)
+
+
+def finish(args, work: Path, timings: dict, start: float) -> None:
+    """After training: calibrate the word prior's scale, evaluate every held-out set, fit the
+    familiarity statistics, write the card and ship. `--finish-only` runs just this on a trained run."""
+    from captioner.api import Captioner
+    from captioner.checkpoint import TRAIN_STATE
+    from captioner.config import CheckpointConfig
+    from captioner.evaluate import evaluate
+    from captioner.scenes import render_dataset
+    from captioner.scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    from fit_familiarity import fit_and_report
+    heldout_dir, texture_dir, photos_heldout_dir = work / "heldout", work / "heldout_texture", work / "photos_heldout"
+    calibration_scenes = work / "calibration_scenes"
+    train_dir, run = work / "train", work / "run"
+    timed = _timer(timings)
+    timed("render_calibration", lambda: render_dataset(calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
+                                                       workers=args.workers))
+    calibration = timed("calibrate_word_prior", lambda: calibrate_word_prior(
+        run, calibration_scenes, args.labels, _validation_photos(args)))
     captioner = Captioner.load(run)
     held = lambda folder, **kw: evaluate(captioner, folder / "captions.json", folder / "images",
                                          folder / "instances.json", **kw)
@@ -127,41 +147,108 @@ def main() -> None:
     texture = timed("evaluate_texture", lambda: held(texture_dir))
     photos = timed("evaluate_photos", lambda: held(photos_heldout_dir, world="photos"))
     validation = timed("evaluate_validation", lambda: validate(captioner, args, run))
-    familiar = timed("familiarity", lambda: fit_and_report(captioner, train_dir / "images",
-                                                           [heldout_dir / "images", photos_heldout_dir / "images"]))
+    familiar = timed("familiarity", lambda: fit_and_report(
+        captioner, train_dir / "images", [heldout_dir / "images", photos_heldout_dir / "images"],
+        photos=[Path(args.validation_photos)]))
     timings["total"] = round(time.perf_counter() - start, 1)
-    extra = {"texture_family": HELDOUT_FAMILY, "train_families": list(TRAIN_FAMILIES)}
-    (run / "model_card.md").write_text(model_card(train_config, model_config, captioner, history, figures,
+    config = CheckpointConfig.from_dict(json.loads((run / "config.json").read_text()))
+    history = json.loads((run / TRAIN_STATE).read_text())["history"]
+    extra = {"texture_family": HELDOUT_FAMILY, "train_families": list(TRAIN_FAMILIES), "calibration": calibration}
+    (run / "model_card.md").write_text(model_card(config.train, config.model, captioner, history, figures,
                                                   timings, args, texture, photos, validation, extra)
                                        + familiarity_section(familiar))
     everything = {"figures": figures, "heldout_texture": texture, "photo_composites": photos,
                   "validation_photos": validation, "timings": timings, **extra}
     (run / "heldout_figures.json").write_text(json.dumps(everything, indent=1))
     ship(run, ROOT / args.out)
-    ship_examples(heldout_dir, photos_heldout_dir, ROOT / args.examples)
+    ship_examples(heldout_dir, photos_heldout_dir, Path(args.validation_photos), ROOT / args.examples)
     print(json.dumps(everything))
 
 
-def validate(captioner, args, run: Path) -> dict | None:
-    """main_subject_recall on the hand-labelled real photos; per-photo captions to run/."""
-    from captioner.subjects import evaluate_photos
+def _timer(timings: dict):
+    def timed(name, fn):
+        begin = time.perf_counter()
+        result = fn()
+        timings[name] = round(time.perf_counter() - begin, 1)
+        print(f"[make model] {name}: {timings[name]} s", flush=True)
+        return result
+    return timed
+
+
+def calibrate_word_prior(run: Path, scenes: Path, labels_file, photos_dir) -> dict:
+    """Pick the word prior's scale for decoding.
+
+    The gate is learnt at the training scale while the decoder learns to lean on its own words for
+    the cut-outs it memorises, so on things it has not seen the prior is under-used. Among multiples
+    of the trained scale, keep the one that names the main subject of the most calibration photos (the
+    CALIBRATION_SOURCE part of the hand-labelled real photos: the only real photographs there are to
+    choose on) whose recall on emoji calibration scenes (a seed of their own) stays within
+    CALIBRATION_EMOJI_LOSS of the trained scale's; ties go to the smaller scale. The model card reports
+    real-photo recall on the other photos too, which no choice has seen. Writes run/config.json."""
+    import tempfile
+    from captioner.api import Captioner
+    from captioner.evaluate import evaluate
+    from captioner.subjects import caption_photos, load_labels, main_subject_recall
+    config = json.loads((run / "config.json").read_text())
+    if not config["model"].get("imagenet_words"):
+        return {}
+    trained = float(config["model"].get("word_prior_scale", 8.0))
+    photos = [p for p in load_labels(labels_file) if p["file"].startswith(CALIBRATION_SOURCE + "/")]
+    candidates = sorted({min(trained * k, 100.0) for k in CALIBRATION_MULTIPLES})
+    results = {}
+    for scale in candidates:
+        with tempfile.TemporaryDirectory() as folder:
+            for name in ("vocab.json", "model.weights.h5"):
+                (Path(folder) / name).symlink_to((run / name).resolve())
+            (Path(folder) / "config.json").write_text(json.dumps(
+                {**config, "model": {**config["model"], "word_prior_scale": scale}}))
+            model = Captioner.load(folder, use_litert=False)
+            emoji = evaluate(model, scenes / "captions.json", scenes / "images", scenes / "instances.json",
+                             progress=False)["object_recall"]
+            named = main_subject_recall(caption_photos(model, photos, photos_dir), photos, model.vocab.words)
+            results[scale] = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall_in_vocabulary"]}
+        print(f"[make model] word prior scale {scale}: {results[scale]}", flush=True)
+    floor = results[trained]["emoji_recall"] - CALIBRATION_EMOJI_LOSS
+    chosen = max((s for s in candidates if results[s]["emoji_recall"] >= floor),
+                 key=lambda s: (results[s]["photo_recall"], -s))
+    config["model"]["word_prior_scale"] = chosen
+    (run / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return {"trained": trained, "scale": chosen, "photos": len(photos),
+            "candidates": {f"{k:g}": v for k, v in results.items()}}
+
+
+def _validation_photos(args) -> Path:
+    """data/validation, fetched (scripts/fetch_validation.py) when missing."""
     photos = Path(args.validation_photos)
     if not photos.is_dir():
         import subprocess
         subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_validation.py"), "--labels", args.labels,
                         "--out", str(photos)], check=True)
-    figures, _ = evaluate_photos(captioner, args.labels, photos, captions_out=run / "validation_captions.jsonl")
-    return figures
+    return photos
+
+
+def validate(captioner, args, run: Path) -> dict:
+    """main_subject_recall on the hand-labelled real photos, and on those the calibration never saw;
+    per-photo captions to run/validation_captions.jsonl."""
+    from captioner.subjects import evaluate_photos, load_labels, main_subject_recall
+    figures, captions = evaluate_photos(captioner, args.labels, _validation_photos(args),
+                                        captions_out=run / "validation_captions.jsonl")
+    unseen = [p for p in load_labels(args.labels) if not p["file"].startswith(CALIBRATION_SOURCE + "/")]
+    aside = main_subject_recall(captions, unseen, captioner.vocab.words)
+    return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}}
 
 
 def familiarity_section(report: dict) -> str:
+    real = next((v for k, v in report.items() if k.startswith("warned:")), None)
+    on_real = f" and on {real} of the hand-labelled real photos" if real else ""
     return f"""
 ## Unlike the training data
 The page warns under a caption when the image is unlike this model's training images
 (`familiarity.npz`, scripts/fit_familiarity.py): the mean-pooled Lite0 features of
-{report['train_images']:,} training scenes, {report['directions']} principal directions, and a threshold of
-{report['threshold']} that 99% of {report['heldout_images']} held-out scenes stay under. Measured: it fires on
-{100 * report['heldout_warned']:.1f}% of those held-out scenes and {100 * report['train_warned']:.1f}% of the training scenes.
+{report['train_images']:,} training images (both worlds, spread evenly over the set), {report['directions']} principal
+directions, and a threshold of {report['threshold']} that 99% of {report['heldout_images']} held-out images (emoji scenes and
+photo composites) stay under. Measured: it fires on {100 * report['heldout_warned']:.1f}% of those held-out images,
+{100 * report['train_warned']:.1f}% of the training images{on_real}.
 """
 
 
@@ -173,18 +260,26 @@ def ship(run: Path, out: Path) -> None:
         shutil.copy2(run / name, out / name)
 
 
-def ship_examples(heldout_dir: Path, photos_heldout_dir: Path, examples: Path, scenes: int = 8,
-                  composites: int = 4) -> None:
-    """A few held-out scenes and composites, and three public-domain/CC0 photos from scikit-image."""
+# Real photos for the page, chosen before any model was trained (freely licensed, not cherry-picked
+# by its captions): three scikit-image photos and three OpenCV samples, from the validation set.
+EXAMPLE_PHOTOS = ("scikit-image/chelsea.png", "scikit-image/coffee.png", "scikit-image/astronaut.png",
+                  "opencv-doc/butterfly.jpg", "opencv-doc/fruits.jpg", "opencv-doc/squirrel_cls.jpg")
+
+
+def ship_examples(heldout_dir: Path, photos_heldout_dir: Path, validation_photos: Path, examples: Path,
+                  scenes: int = 4, composites: int = 2) -> None:
+    """The page's examples: EXAMPLE_PHOTOS, a few held-out composites and held-out scenes."""
     from PIL import Image
-    from skimage import data
     examples.mkdir(parents=True, exist_ok=True)
-    for n, path in enumerate(sorted((heldout_dir / "images").iterdir())[:scenes], start=1):
-        shutil.copy2(path, examples / f"scene_{n}.jpg")
+    for old in examples.glob("*.jpg"):
+        old.unlink()
+    for name in EXAMPLE_PHOTOS:
+        with Image.open(validation_photos / name) as photo:
+            photo.convert("RGB").save(examples / f"photo_{Path(name).stem}.jpg", quality=90)
     for n, path in enumerate(sorted((photos_heldout_dir / "images").iterdir())[:composites], start=1):
         shutil.copy2(path, examples / f"composite_{n}.jpg")
-    for name in ("chelsea", "coffee", "astronaut"):
-        Image.fromarray(getattr(data, name)()).convert("RGB").save(examples / f"photo_{name}.jpg", quality=90)
+    for n, path in enumerate(sorted((heldout_dir / "images").iterdir())[:scenes], start=1):
+        shutil.copy2(path, examples / f"scene_{n}.jpg")
 
 
 def _rows(found: dict, keys, bars: dict) -> str:
@@ -205,6 +300,31 @@ def nameable(captioner) -> dict[str, list[str]]:
     return {"emoji": emoji, "photo": photo, "settings": settings}
 
 
+def summary_line(names: dict, validation: dict) -> str:
+    """The card's one line the page shows under its title: what it can name, what it cannot, how often
+    it is right on real photos."""
+    recall, known = validation.get("main_subject_recall") or 0, validation.get("main_subject_recall_in_vocabulary") or 0
+    return (f"Trained on emoji scenes and on real photo cut-outs pasted onto real backgrounds (no real "
+            f"photographs of whole scenes). It can name {len(names['photo'])} kinds of thing in photos (animals, "
+            f"fruit, vegetables, tools, vehicles, household objects) and {len(names['emoji'])} emoji objects; "
+            f"it has never seen a photo of a person or a cat. On {validation.get('photos', 0)} real photos it "
+            f"named the main subject in {100 * recall:.0f}% ({100 * known:.0f}% of those whose subject is in its vocabulary).")
+
+
+def calibration_text(calibration: dict) -> str:
+    if not calibration.get("scale"):
+        return ""
+    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}"
+                     for k, v in calibration["candidates"].items())
+    return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
+            f"**{calibration['scale']:g}** for decoding, chosen by `make model` on the {calibration['photos']} "
+            f"{CALIBRATION_SOURCE} photos of the validation set (real photographs, never trained on) with emoji "
+            f"calibration scenes (seed {CALIBRATION_SEED}) as a check: the scale whose captions name the most "
+            f"photos' subjects while emoji recall stays within {CALIBRATION_EMOJI_LOSS} of the trained scale's. "
+            f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
+            f"also given over the photos this choice never saw.")
+
+
 def model_card(train_config, model_config, captioner, history, figures, timings, args,
                texture, photos, validation, extra) -> str:
     grid, size = captioner.config.grid_size, captioner.encoder.input_size
@@ -216,7 +336,12 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
     head = {"none": "not used",
             "softmax": "its 1000 class probabilities", "logits": "its 1000 centred logits"}[model_config.imagenet_head]
     validation = validation or {}
+    prior_where = {"image": "the head on the whole image's mean-pooled features",
+                   "attended": "the head on the cells each step attends to (the attention-weighted mean of "
+                               "each cell's class logits), so each word's prior follows its heatmap"}[model_config.word_prior]
     return f"""# Captioner default model: Show, Attend and Tell on the scene world and the photo world
+
+Summary: {summary_line(names, validation)}
 
 ## What it is
 A Show, Attend and Tell captioner (Xu et al. 2015): frozen ImageNet EfficientNet-Lite0 features
@@ -229,7 +354,9 @@ embedded, start the GRU state and go into every step (`imagenet_head = "{model_c
 Word prior (`imagenet_words = {str(model_config.imagenet_words).lower()}`): a fixed map from the 1000
 classes to the caption nouns they name (WordNet 3.0 hypernyms, assets/encoders/imagenet_words.json)
 turns the class probabilities into a mass per word, which a gate learnt at every step adds to the
-logits: the decoder decides, word by word, when the classifier's opinion counts.
+logits: the decoder decides, word by word, when the classifier's opinion counts. The prior is
+`word_prior = "{model_config.word_prior}"`: {prior_where}.
+{calibration_text(extra.get("calibration") or {})}
 Every caption still comes from the attention decoder, word by word, each word with its heatmap.
 Vocabulary: {len(captioner.vocab)} words. Checkpoint: model.weights.h5 (the frozen head included).
 
@@ -248,9 +375,8 @@ Nouns it can name, photo world ({len(names['photo'])}): {", ".join(names['photo'
 Settings it can name: {", ".join(names['settings'])}.
 
 What it cannot do: it has never seen a photograph of a cat or of a person (no such cut-outs exist
-in tuxpaint-stamps; "cat" and "person" come only from emoji), nor of buildings, vehicles
-indoors, crowds, documents, text; things outside the nouns above get the nearest noun it knows,
-often wrongly. It counts up to three. Its photo settings come from 42 background photos, so it
+in tuxpaint-stamps; "cat" and "person" come only from emoji), nor of crowds, documents or text;
+things outside the nouns above get the nearest noun it knows, often wrongly. It counts up to three. Its photo settings come from 42 background photos, so it
 knows few kinds of place. For general photos, train on MS-COCO (README, "Training on MS-COCO").
 
 ## Data and licences
@@ -301,6 +427,8 @@ captions in `validation_captions.jsonl` beside this card):
 |---|---|---|
 | main_subject_recall (all photos) | {validation.get('main_subject_recall') or 0:.3f} | |
 | main_subject_recall_in_vocabulary ({validation.get('photos_in_vocabulary', 0)} photos) | {validation.get('main_subject_recall_in_vocabulary') or 0:.3f} | {VALIDATION_BARS['main_subject_recall_in_vocabulary']} |
+| the same, photos the calibration never saw ({validation.get('not_calibrated_photos_in_vocabulary', 0)} photos) | {validation.get('not_calibrated_main_subject_recall_in_vocabulary') or 0:.3f} | |
+| main_subject_recall, photos the calibration never saw ({validation.get('not_calibrated_photos', 0)} photos) | {validation.get('not_calibrated_main_subject_recall') or 0:.3f} | |
 
 Below the bar: {"; ".join(shortfalls(figures, texture, photos, validation)) or "none"}.
 

@@ -1,6 +1,7 @@
 """The shipped default model on a freshly rendered held-out scene set (looser bars than the model
 card's 500-image figures: this is a small sample; it is not a timed test)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,8 @@ from captioner.assets import DEFAULT_CHECKPOINT
 from captioner.evaluate import evaluate
 from captioner.scenes import render_dataset
 
+VALIDATION_LABELS = Path(__file__).resolve().parent.parent / "assets" / "validation" / "labels.json"
+EXAMPLE_PHOTOS_NAMED = 3   # of the 6 (the shipped model names 4: model card, validation_captions.jsonl)
 UNSEEN_SEED = 4242   # used neither for training (1) nor for the model card's held-out set (20261124)
 
 
@@ -24,9 +27,11 @@ def test_the_default_checkpoint_ships_complete():
     for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md"):
         assert (DEFAULT_CHECKPOINT / name).is_file(), name
     card = (DEFAULT_CHECKPOINT / "model_card.md").read_text()
-    assert "scene world" in card and "photograph" in card and "Open Font License" in card
+    assert "scene world" in card and "photo world" in card and "Open Font License" in card
+    assert "tuxpaint-stamps" in card and "CC-BY-SA-3.0" in card and "Summary:" in card
     model = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["model"]
     assert (model["encoder"], model["image_size"], model["grid_size"]) == ("efficientnet_lite0", 256, 8)
+    assert (model["imagenet_head"], model["imagenet_words"], model["word_prior"]) == ("softmax", True, "attended")
 
 
 def test_default_model_quality_on_unseen_scenes(figures):
@@ -36,3 +41,17 @@ def test_default_model_quality_on_unseen_scenes(figures):
     assert figures["setting_accuracy"] >= 0.85 and figures["count_accuracy"] >= 0.75
     assert figures["pointing_game"] >= 0.8 and figures["pointing_game"] >= 2.5 * figures["pointing_chance"]
     assert figures["bleu4"] > 0.3 and figures["cider"] > 1.0
+
+
+def test_default_model_names_what_the_example_photos_show():
+    """The page's real example photos (chosen before training, in the hand-labelled validation set)."""
+    from captioner.assets import EXAMPLES
+    from captioner.subjects import load_labels, names_subject
+    labels = {Path(photo["file"]).stem: photo["nouns"] for photo in load_labels(VALIDATION_LABELS)}
+    photos = sorted(EXAMPLES.glob("photo_*.jpg"))
+    assert len(photos) == 6
+    model = Captioner.load()
+    captions = {p.name: model.caption(p).text for p in photos}
+    print(json.dumps(captions, indent=1))
+    named = [name for name, text in captions.items() if names_subject(text, labels[name[len("photo_"):-4]])]
+    assert len(named) >= EXAMPLE_PHOTOS_NAMED, captions

@@ -229,9 +229,11 @@ def test_model_panel_is_honest_reads_the_card_and_shows_no_server_path(model, co
 def test_examples_folder(tmp_path):
     assert example_images(tmp_path / "missing") == []
     Image.new("RGB", (4, 4)).save(tmp_path / "b.png")
-    Image.new("RGB", (4, 4)).save(tmp_path / "photo_a.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "photo_c.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "composite_a.png")
     (tmp_path / "notes.txt").write_text("x")
-    assert [p.name for p in example_images(tmp_path)] == ["b.png", "photo_a.png"]
+    # Real photos first (what visitors came to try), then composites, then the rest.
+    assert [p.name for p in example_images(tmp_path)] == ["photo_c.png", "composite_a.png", "b.png"]
 
 
 def test_app_refuses_to_start_with_a_corrupt_checkpoint(trained_checkpoint, tmp_path, capsys):

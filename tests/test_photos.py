@@ -171,3 +171,15 @@ def test_missing_apt_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(sources.shutil, "which", lambda tool: None)
     with pytest.raises(sources.SourceError, match="apt-get download tuxpaint-stamps-default"):
         sources.fetch("tuxpaint-stamps-default", cache=tmp_path)
+
+
+def test_the_evaluate_cli_scores_composites_with_the_photo_tables(rendered, trained_checkpoint, capsys):
+    held = rendered / "held"
+    args = ["evaluate", "--checkpoint", str(trained_checkpoint[0]), "--captions", str(held / "captions.json"),
+            "--images", str(held / "images"), "--instances", str(held / "instances.json"), "--json"]
+    assert main(args + ["--world", "photos"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["images"] == 24 and "setting_accuracy" in figures and "pointing_game" in figures
+    assert "count_accuracy" not in figures              # composites have no counts to score
+    assert main(args) == 2                               # the scene world's tables do not know an owl
+    assert "--world photos" in capsys.readouterr().err

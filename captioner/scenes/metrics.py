@@ -65,6 +65,10 @@ def _setting_of(words: list[str]) -> str | None:
 def scene_metrics(predictions: list[dict], instances: dict) -> dict:
     """predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json."""
     kind_of = _kind_of_category()
+    unknown = sorted({c["name"] for c in instances["categories"]} - set(kind_of))
+    if unknown:
+        raise ValueError(f"categories the scene world has no objects for: {', '.join(unknown[:5])} "
+                         "(photo composites: evaluate with world='photos', --world photos)")
     images = {im["id"]: im for im in instances["images"]}
     boxes = {image_id: {kind_of[name]: kind_boxes for name, kind_boxes in named.items()}
              for image_id, named in boxes_by_image(instances).items()}

@@ -80,7 +80,6 @@ def _tiled(rng, size: int, cells: int) -> np.ndarray:
 
 
 TEXTURES = {"smooth": _smooth, "mottled": _mottled, "striped": _striped, "speckled": _speckled, "tiled": _tiled}
-_noise = _smooth   # the name the setting generators below call; background() rebinds it per family
 
 
 def _fill(size: int, colour) -> np.ndarray:
@@ -91,35 +90,35 @@ def _shade(image, amount) -> np.ndarray:
     return image * (1.0 + amount)[..., None]
 
 
-def _grass(rng, n):
-    image = _shade(_fill(n, (70, 150, 60) + rng.normal(0, 12, 3)), 0.25 * (_noise(rng, n, 12) - 0.5))
+def _grass(rng, n, noise):
+    image = _shade(_fill(n, (70, 150, 60) + rng.normal(0, 12, 3)), 0.25 * (noise(rng, n, 12) - 0.5))
     image += rng.normal(0, 10, (n, n, 1)) * [0.4, 1.0, 0.3]                   # blades
     if rng.random() < 0.5:                                                    # a sky band
         image[: int(n * rng.uniform(0.1, 0.22))] = (150, 200, 240)
     return image
 
 
-def _beach(rng, n):
-    image = _shade(_fill(n, (225, 200, 150) + rng.normal(0, 8, 3)), 0.12 * (_noise(rng, n, 10) - 0.5))
+def _beach(rng, n, noise):
+    image = _shade(_fill(n, (225, 200, 150) + rng.normal(0, 8, 3)), 0.12 * (noise(rng, n, 10) - 0.5))
     image += rng.normal(0, 9, (n, n, 1))                                      # grain
     if rng.random() < 0.6:                                                    # the sea
         image[: int(n * rng.uniform(0.12, 0.25))] = (60, 140, 200)
     return image
 
 
-def _water(rng, n):
+def _water(rng, n, noise):
     y, x = np.mgrid[0:n, 0:n].astype(np.float32)
     waves = np.sin(y / rng.uniform(4, 8) + np.sin(x / rng.uniform(10, 20)) * 2.0)
     image = _fill(n, (40, 110, 190) + rng.normal(0, 10, 3))
-    return image + (waves[..., None] * 18 + 25 * (_noise(rng, n, 6)[..., None] - 0.5))
+    return image + (waves[..., None] * 18 + 25 * (noise(rng, n, 6)[..., None] - 0.5))
 
 
-def _snow(rng, n):
-    gradient = np.linspace(-0.06, 0.04, n)[:, None] + 0.08 * (_noise(rng, n, 5) - 0.5)
+def _snow(rng, n, noise):
+    gradient = np.linspace(-0.06, 0.04, n)[:, None] + 0.08 * (noise(rng, n, 5) - 0.5)
     return _shade(_fill(n, (235, 242, 250)), gradient) + rng.normal(0, 3, (n, n, 1))
 
 
-def _road(rng, n):
+def _road(rng, n, noise):
     image = _fill(n, (105, 105, 110) + rng.normal(0, 8, 3)) + rng.normal(0, 12, (n, n, 1))
     lane = int(n * rng.uniform(0.45, 0.55))
     colour = (240, 240, 240) if rng.random() < 0.6 else (235, 200, 60)
@@ -130,22 +129,22 @@ def _road(rng, n):
     return image
 
 
-def _sky(rng, n):
+def _sky(rng, n, noise):
     top, bottom = np.array([70, 130, 215]), np.array([170, 210, 245])
     t = np.linspace(0, 1, n)[:, None, None]
     image = np.broadcast_to(top + (bottom - top) * t, (n, n, 3)).astype(np.float32).copy()
-    clouds = np.clip((_noise(rng, n, 6) - 0.55) * 4, 0, 1)[..., None]
+    clouds = np.clip((noise(rng, n, 6) - 0.55) * 4, 0, 1)[..., None]
     return image * (1 - clouds) + 250 * clouds
 
 
-def _table(rng, n):
+def _table(rng, n, noise):
     y, x = np.mgrid[0:n, 0:n].astype(np.float32)
-    grain = np.sin(x / rng.uniform(3, 6) + 6 * _noise(rng, n, 4)) * 0.5 + 0.5
+    grain = np.sin(x / rng.uniform(3, 6) + 6 * noise(rng, n, 4)) * 0.5 + 0.5
     base = np.array([150, 95, 50]) + rng.normal(0, 10, 3)
     return base * (0.8 + 0.25 * grain[..., None])
 
 
-def _room(rng, n):
+def _room(rng, n, noise):
     wall = rng.choice([(225, 215, 190), (200, 215, 225), (230, 200, 200), (215, 225, 200)])
     floor = rng.choice([(140, 100, 70), (120, 120, 125), (170, 140, 100)])
     image = _fill(n, wall) + rng.normal(0, 3, (n, n, 1))
@@ -161,16 +160,12 @@ BACKGROUNDS = {"grass": _grass, "beach": _beach, "water": _water, "snow": _snow,
 
 def background(setting: str, rng, size: int, family: str = "smooth") -> Image.Image:
     """A setting's background with one texture family's surface, its colours jittered per image."""
-    global _noise
     if family not in TEXTURES:
         raise ValueError(f"unknown texture family {family!r}: choose one of {', '.join(FAMILIES)}")
-    _noise, texture = TEXTURES[family], TEXTURES[family]
-    try:
-        image = BACKGROUNDS[setting](rng, size)
-        if family != "smooth":   # the family's surface, strong enough to be seen, over the setting's own
-            image = _shade(image, 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5))
-    finally:
-        _noise = _smooth
+    texture = TEXTURES[family]
+    image = BACKGROUNDS[setting](rng, size, texture)   # the setting's own noise is the family's too
+    if family != "smooth":   # the family's surface, strong enough to be seen, over the setting's own
+        image = _shade(image, 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5))
     tint = rng.uniform(0.92, 1.08, 3) * rng.uniform(0.85, 1.15)   # colour cast and brightness
     return Image.fromarray(np.clip(image * tint, 0, 255).astype(np.uint8))
 
