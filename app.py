@@ -42,7 +42,7 @@ HEAD = """<script>
 new MutationObserver(() => {
   document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
-    img.alt = 'Example: ' + name.replace(/^(photo|composite)_/, '$1 ').replace(/[_-]+/g, ' ');
+    img.alt = 'Example: ' + name.replace(/^(photo|composite)_(\\d+_)?/, '$1 ').replace(/[_-]+/g, ' ');
   });
   document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
     const label = tile.querySelector('.caption-label');

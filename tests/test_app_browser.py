@@ -91,7 +91,7 @@ def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page.wait_for_timeout(300)
     alts = page.eval_on_selector_all("#examples img", "imgs => imgs.map(i => i.alt)")
     assert alts and all(alt.startswith("Example: ") for alt in alts)
-    first = click_example(page, len(alts) - 1)
+    first = click_example(page, 0)                                            # a real photo (the README's picture)
     page.wait_for_function(IN_VIEW, arg="#caption", timeout=10_000)          # not above the window
     words = first.split()
     overlays = page.locator("#words img")
@@ -115,7 +115,7 @@ def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     if TAKE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)
-    click_example(page, 0, first)                                             # a new caption: ...
+    click_example(page, len(alts) - 1, first)                                 # a new caption: ...
     assert not set(download_links(page)) & set(old)                           # ... never the old files
     page.get_by_role("button", name="About the model").click()
     text = page.locator("body").inner_text()
@@ -187,7 +187,7 @@ def test_compare_decodings_and_inspect_any_row(browser, page_url):
 def test_phone_width_layout(browser, page_url):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page.goto(page_url)
-    caption = click_example(page, -1)                             # a photo: the longest captions
+    caption = click_example(page, -1)                             # the last example (a long scene caption)
     assert caption.strip()
     page.locator("#words img").first.wait_for(timeout=30_000)
     page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)

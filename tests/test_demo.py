@@ -255,9 +255,12 @@ def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
     assert "It was trained on MS-COCO photographs. It names 80 kinds." in cards.model_summary(model)
     monkeypatch.setattr(model.checkpoint, "card", card + "\nSummary: COCO 2014 photographs, 80 object kinds.\n")
     assert "COCO 2014 photographs, 80 object kinds." in cards.model_summary(model)
-    assert "scene world" in cards.model_summary(type("Default", (), {
+    shipped = cards.model_summary(type("Default", (), {
         "checkpoint": type("C", (), {"card": (app.EXAMPLES.parent / "model" / "model_card.md").read_text()}),
         "vocab": range(3)}))
+    # The shipped card's own summary: both worlds, what it cannot name, how often it is right on photos.
+    assert "emoji scenes" in shipped and "photo cut-outs" in shipped and "no photo of a cat" in shipped
+    assert "real photos it named the main subject in" in shipped
 
 
 def test_a_very_long_image_gives_readable_tiles(page):
