@@ -51,6 +51,8 @@ class ModelConfig:
     # heatmap: the thing being named, not the whole picture).
     word_prior: str = "image"
     # A gate of softplus(0) ~ 0.7 on a word holding all the class mass adds 0.7 x scale to its logit.
+    # 8 is what checkpoints saved before this field existed used; `make model` trains at 16 and
+    # calibrates the scale it decodes with.
     word_prior_scale: float = 8.0
 
 

@@ -260,7 +260,7 @@ def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
         "vocab": range(3)}))
     # The shipped card's own summary: both worlds, what it cannot name, how often it is right on photos.
     assert "emoji scenes" in shipped and "photo cut-outs" in shipped and "no photo of a cat" in shipped
-    assert "real photos it named the main subject in" in shipped
+    assert "real photos (never trained or tuned on) it named the main subject in" in shipped
 
 
 def test_a_very_long_image_gives_readable_tiles(page):

@@ -53,6 +53,13 @@ def test_an_old_config_without_the_field_loads_as_the_plain_model():
     assert not any("imagenet" in v.path for v in model.weights)
 
 
+def test_a_word_prior_config_from_before_the_scale_and_place_fields_loads_as_it_was_trained():
+    old = json.loads(CheckpointConfig(ModelConfig(imagenet_head="softmax", imagenet_words=True), TrainConfig()).to_json())
+    del old["model"]["word_prior"], old["model"]["word_prior_scale"]
+    model = CheckpointConfig.from_dict(old).model
+    assert (model.word_prior, model.word_prior_scale) == ("image", 8.0)   # the constant those checkpoints used
+
+
 def test_an_unknown_head_kind_is_refused():
     data = json.loads(CheckpointConfig().to_json())
     data["model"]["imagenet_head"] = "top5"

@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import tables
 from .captions import Group, actor_captions, object_captions
-from .render import FAMILIES, HELDOUT_FAMILY, TRAIN_FAMILIES, background, place
+from .render import FAMILIES, TRAIN_FAMILIES, background, place
 
 KIND_WEIGHTS = (0.45, 0.35, 0.2)     # one, two or three kinds of object
 COUNT_WEIGHTS = (0.5, 0.3, 0.2)      # one, two or three of each
