@@ -62,6 +62,17 @@ def _setting_of(words: list[str]) -> str | None:
     return None
 
 
+def _point(tally: dict, chance: list, prediction: dict, image: dict, present: dict, named) -> None:
+    """The pointing game for one caption: at each step that names a present object (noun, step),
+    does the attention peak fall on it? Counts into tally; each box's share of the image into chance."""
+    for noun, end in named:
+        if noun in present and end < len(prediction["attention"]):
+            hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
+            tally["pointed"] += 1
+            tally["hits"] += hit
+            chance.append(share)
+
+
 def scene_metrics(predictions: list[dict], instances: dict) -> dict:
     """predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json."""
     kind_of = _kind_of_category()
@@ -89,12 +100,7 @@ def scene_metrics(predictions: list[dict], instances: dict) -> dict:
             tally["counted"] += 1
             tally["count_right"] += counts[0] == len(present[noun])
         tally["settings_right"] += _setting_of(prediction["words"]) == image.get("setting")
-        for noun, end, _ in named:
-            if noun in present and end < len(prediction["attention"]):
-                hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
-                tally["pointed"] += 1
-                tally["hits"] += hit
-                chance.append(share)
+        _point(tally, chance, prediction, image, present, [(noun, end) for noun, end, _ in named])
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
     return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
             "count_accuracy": ratio("count_right", "counted"),
@@ -195,12 +201,7 @@ def photo_metrics(predictions: list[dict], instances: dict) -> dict:
         tally["named"] += len(names)
         tally["named_present"] += len(names & set(present))
         tally["settings_right"] += _photo_setting_of(prediction["words"]) == image.get("setting")
-        for noun, end in named:
-            if noun in present and end < len(prediction["attention"]):
-                hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
-                tally["pointed"] += 1
-                tally["hits"] += hit
-                chance.append(share)
+        _point(tally, chance, prediction, image, present, named)
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
     return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
