@@ -130,6 +130,24 @@ def encode_captions(pairs, vocab: Vocabulary, max_words: int):
     return rows, tokens
 
 
+def _steps(ids):
+    """(B, L) padded <start> ... <end> ids -> (B,) decoder steps each caption takes (<end> included)."""
+    return tf.reduce_sum(tf.cast(ids[:, 1:] != 0, tf.int32), axis=1)
+
+
+def _bucket_bounds(limit: int, length_step: int) -> list[int]:
+    return list(range(length_step + 1, limit + 1, length_step))
+
+
+def batches_per_epoch(tokens: list[list[int]], batch_size: int, max_words: int, length_step: int = 0,
+                      drop_remainder: bool = False) -> int:
+    """How many batches caption_dataset makes of these captions (each bucket has its own remainder)."""
+    steps = [min(len(ids), max_words + 2) - 1 for ids in tokens]
+    buckets = np.digitize(steps, _bucket_bounds(max_words + 1, length_step)) if length_step > 0 else np.zeros(len(steps))
+    sizes = np.bincount(buckets.astype(int))
+    return int(sum(n // batch_size if drop_remainder else -(-n // batch_size) for n in sizes))
+
+
 def pad_captions(tokens: list[list[int]], length: int) -> np.ndarray:
     """Token lists of any length -> (n, length) int32, filled with <pad> = 0."""
     padded = np.zeros((len(tokens), length), np.int32)
@@ -140,23 +158,36 @@ def pad_captions(tokens: list[list[int]], length: int) -> np.ndarray:
 
 def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[int]],
                     batch_size: int, max_words: int, shuffle: bool, seed: int = 0,
-                    drop_remainder: bool = False, grounding=None) -> tf.data.Dataset:
-    """Batches ((features (B,N,C), inputs (B,L)), targets (B,L)), L = max_words + 1.
+                    drop_remainder: bool = False, grounding=None, length_step: int = 0) -> tf.data.Dataset:
+    """Batches ((features (B,N,C), inputs (B,T)), targets (B,T)), T <= max_words + 1.
 
-    Captions are padded with <pad> = 0 to one fixed length so the compiled train step is traced
-    once; the loss masks the pads out (`targets != 0`). Features are gathered per batch, so a
-    memory-mapped cache larger than RAM works too. With `grounding` = (regions (n, L), cells (R, N))
-    from `grounding.caption_object_cells`, each batch also carries the cells of the object that
-    each target word names, (B, L, N), all zero where a word names none.
+    Captions are padded with <pad> = 0 and the loss masks the pads out (`targets != 0`). With
+    `length_step` = 0 every batch is padded to max_words + 1 steps, so the compiled train step is
+    traced once. With `length_step` = s, captions are batched with others of about their length
+    and each batch is cut to its longest caption rounded up to a multiple of s: the unrolled
+    decoder runs the steps the batch has, not the longest caption's (one trace per length,
+    max_words / s at most). Pads never change a real step's loss, so a batch's loss is the same
+    either way. Features are gathered per batch, so a memory-mapped cache larger than RAM works
+    too. With `grounding` = (regions (n, L), cells (R, N)) from `grounding.caption_object_cells`,
+    each batch also carries the cells of the object that each target word names, (B, T, N), all
+    zero where a word names none.
     """
-    columns = (rows, pad_captions(tokens, max_words + 2))
+    padded = pad_captions(tokens, max_words + 2)
+    columns = (rows, padded)
     if grounding is not None:   # the cells table gets one zero row last, for steps that name no object
         columns += (np.where(grounding[0] < 0, len(grounding[1]), grounding[0]),)
         object_cells = tf.constant(np.concatenate([grounding[1], np.zeros((1, grounding[1].shape[1]), np.float32)]))
     data = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
         data = data.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size, drop_remainder=drop_remainder)
+    limit = max_words + 1
+    if length_step > 0:   # buckets of captions taking <= s, <= 2s, ... steps
+        bounds = _bucket_bounds(limit, length_step)
+        data = data.bucket_by_sequence_length(
+            lambda row, ids, *regions: _steps(ids[None])[0], bucket_boundaries=bounds,
+            bucket_batch_sizes=[batch_size] * (len(bounds) + 1), drop_remainder=drop_remainder)
+    else:
+        data = data.batch(batch_size, drop_remainder=drop_remainder)
 
     def gather(batch_rows):
         return np.asarray(features[np.asarray(batch_rows)], np.float32)
@@ -164,7 +195,12 @@ def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[in
     def to_model(batch_rows, ids, regions=None):
         feats = tf.numpy_function(gather, [batch_rows], tf.float32)
         feats.set_shape([None, features.shape[1], features.shape[2]])
+        steps = limit
+        if length_step > 0:
+            longest = tf.reduce_max(_steps(ids))
+            steps = tf.minimum(-(-longest // length_step) * length_step, limit)
+        inputs, targets = ids[:, :-1][:, :steps], ids[:, 1:][:, :steps]
         if grounding is None:
-            return (feats, ids[:, :-1]), ids[:, 1:]
-        return (feats, ids[:, :-1]), ids[:, 1:], tf.gather(object_cells, regions)   # (B, L, N)
+            return (feats, inputs), targets
+        return (feats, inputs), targets, tf.gather(object_cells, regions[:, :steps])   # (B, T, N)
     return data.map(to_model, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

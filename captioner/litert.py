@@ -28,6 +28,7 @@ import numpy as np
 from . import quiet_stderr
 
 log = logging.getLogger("captioner.litert")
+GRAPH_SOURCES = ("model.py", "decoding.py", "litert.py")   # what the greedy flatbuffer is traced from
 
 
 def available() -> bool:
@@ -119,7 +120,9 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
     None where LiteRT is not installed or the conversion fails."""
     import json
     config = json.dumps(model.config.__dict__, sort_keys=True)
-    return _cached("greedy", f"{_file_digest(weights_file)}|{config}", lambda: convert_greedy(model),
+    # The graph is traced from the code as well as the weights: a changed step must not reuse an old file.
+    code = "|".join(_file_digest(Path(__file__).with_name(name)) for name in GRAPH_SOURCES)
+    return _cached("greedy", f"{_file_digest(weights_file)}|{config}|{code}", lambda: convert_greedy(model),
                    lambda path: LiteRTGreedy(path, threads))
 
 

@@ -46,8 +46,8 @@ class ShowAttendTell(keras.Model):
     features; its 1000 scores, embedded (I = embedding_dim), start the GRU state and are fed to
     every step. They ride along at the end of the decoder state, (B, U + I), so the decoding loops
     (greedy, sampling, beam reordering) carry them without knowing they are there. With
-    `word_prior = "attended"` each cell's class logits ride at the end of the attention keys,
-    (B, N, U + 1000), for the same reason: each step's prior is the head on what that step attends to.
+    `word_prior = "attended"` the grid features ride at the end of the attention keys,
+    (B, N, U + C), for the same reason: each step's prior is the head on what that step attends to.
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
@@ -98,8 +98,8 @@ class ShowAttendTell(keras.Model):
         """Per-image work done once before decoding: (B, N, C) -> projected, keys, first hidden."""
         projected = self.projection(features)                     # (B, N, E)
         keys = self.attention.keys(projected)                     # (B, N, U)
-        if self.attends_prior:   # the head is linear: weights . (cell logits) = head(weights . cells)
-            keys = tf.concat([keys, self.imagenet_fc(features)], axis=-1)   # (B, N, U + 1000)
+        if self.attends_prior:   # the cells themselves: step() applies the head to the attended mix
+            keys = tf.concat([keys, features], axis=-1)            # (B, N, U + C)
         summary = tf.reduce_mean(projected, axis=1)                # (B, E)
         if self.uses_imagenet:
             evidence = self.imagenet_evidence(features)            # (B, I) [+ V word mass]
@@ -120,7 +120,7 @@ class ShowAttendTell(keras.Model):
             hidden, evidence = hidden[:, :units], hidden[:, units:]
             extra = [evidence[:, :self.config.embedding_dim]]
         if self.attends_prior:
-            keys, cell_logits = keys[..., :self.config.units], keys[..., self.config.units:]
+            keys, cells = keys[..., :self.config.units], keys[..., self.config.units:]
         context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
         if self.config.attention_gate:
             context = self.gate(hidden) * context
@@ -136,8 +136,10 @@ class ShowAttendTell(keras.Model):
         logits = self.fc2(deep)
         if self.uses_words:   # the classifier's word prior, weighed by a gate the step learns
             if self.attends_prior:
-                attended = tf.einsum("bn,bnk->bk", weights, cell_logits)          # (B, 1000)
-                mass = self.word_mass(tf.nn.softmax(attended, axis=-1))           # (B, V)
+                # The head is linear and the weights sum to 1, so the head on the attended mix of
+                # cells is the attended mix of the cells' logits: one head a step, not one per cell (N = 64).
+                attended = self.imagenet_fc(tf.einsum("bn,bnc->bc", weights, cells))   # (B, 1000)
+                mass = self.word_mass(tf.nn.softmax(attended, axis=-1))               # (B, V)
             else:
                 mass = evidence[:, self.config.embedding_dim:]
             logits += self.config.word_prior_scale * tf.nn.softplus(self.word_gate(deep)) * mass

@@ -50,7 +50,9 @@ def grounding_loss(attention, object_cells):
 
 def make_steps(model, optimizer, attention_lambda: float, clip_norm: float, jit_compile: bool = True,
                grounding_weight: float = 0.0):
-    """The compiled train and validation steps (one trace each: fixed padded caption length).
+    """The compiled train and validation steps: one trace per padded caption length (one, or one
+    per length bucket: TrainConfig.length_step), never a shape-relaxed one, since the unrolled
+    decoder needs a fixed length.
 
     XLA fuses the unrolled decoder steps' small ops; on a 2-core CPU that is ~25% faster again.
     Batches with object cells (data.caption_dataset with `grounding`) add `grounding_loss`.
@@ -68,7 +70,7 @@ def make_steps(model, optimizer, attention_lambda: float, clip_norm: float, jit_
             loss += grounding_weight * grounded_sum / tf.maximum(context.all_reduce("sum", grounded), 1.0)
         return loss, xent
 
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    @tf.function(jit_compile=jit_compile)
     def train_step(inputs, targets, object_cells=None):
         with tf.GradientTape() as tape:
             loss, xent = loss_fn(*inputs, targets, object_cells, True)
@@ -77,7 +79,7 @@ def make_steps(model, optimizer, attention_lambda: float, clip_norm: float, jit_
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss, xent
 
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    @tf.function(jit_compile=jit_compile)
     def eval_step(inputs, targets, object_cells=None):
         return loss_fn(*inputs, targets, object_cells, False)
     return train_step, eval_step
@@ -195,10 +197,13 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     config = CheckpointConfig(model=model_config, train=cfg)
     batches = lambda pairs, **kw: data.caption_dataset(
         features, *data.encode_captions(pairs, vocab, model_config.max_length), cfg.batch_size,
-        model_config.max_length, grounding=_grounding(cfg, captions, pairs, model_config, known_phrases), **kw)
-    train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=len(train_pairs) >= cfg.batch_size)
+        model_config.max_length, grounding=_grounding(cfg, captions, pairs, model_config, known_phrases),
+        length_step=cfg.length_step, **kw)
+    full_batches = len(train_pairs) >= cfg.batch_size
+    train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=full_batches)
     val_data = batches(val_pairs, shuffle=False) if val_pairs else None
-    steps = max(len(train_pairs) // cfg.batch_size, 1)   # full batches only, see drop_remainder
+    steps = data.batches_per_epoch(data.encode_captions(train_pairs, vocab, model_config.max_length)[1],
+                                   cfg.batch_size, model_config.max_length, cfg.length_step, full_batches)
     return fit(config, vocab, train_data, val_data, steps, resume=resume, progress=progress)
 
 

@@ -108,8 +108,9 @@ def test_the_attended_prior_is_the_head_on_the_attended_cells():
     model = build_model(config, head_weights="default")
     features = np.random.default_rng(0).random((2, 4, 1280)).astype(np.float32)
     projected, keys, hidden = model.encode(features)
-    assert keys.shape == (2, 4, 16 + 1000)                      # each cell's class logits ride on the keys
-    cells = keys[..., 16:].numpy()
+    assert keys.shape == (2, 4, 16 + 1280)                      # the cells ride on the keys
+    np.testing.assert_array_equal(keys[..., 16:].numpy(), features)
+    cells = model.imagenet_fc(features).numpy()                 # (2, 4, 1000): each cell's class logits
     # The head is linear: the mean of the cells' logits is the head on the mean-pooled features, so
     # uniform attention gives the "image" prior, and a peaked one the prior of the cell it looks at.
     pooled = model.imagenet_fc(features.mean(axis=1)).numpy()
