@@ -31,27 +31,42 @@ CALIBRATION_MULTIPLES = (1, 2, 4, 6)     # of the trained word_prior_scale (capp
 # rule chose 96: 0.62.)
 CALIBRATION_EMOJI_FLOOR = 0.93
 IMAGE_SIZE = 256
-BARS = {"object_recall": ">= 0.90", "object_precision": ">= 0.90", "setting_accuracy": ">= 0.90",
-        "count_accuracy": ">= 0.85", "pointing_game": ">= 0.70 and >= 2.5 x chance"}
-TEXTURE_BARS = {"setting_accuracy": ">= 0.85"}
-PHOTO_BARS = {"object_recall": ">= 0.80", "setting_accuracy": ">= 0.80", "pointing_game": ">= 0.70"}
-VALIDATION_BARS = {"main_subject_recall_in_vocabulary": ">= 0.60"}
+# The issue's quality bars, one definition: the card's tables and its "below the bar" line read them.
+FLOORS = {"scenes": {"object_recall": 0.9, "object_precision": 0.9, "setting_accuracy": 0.9, "count_accuracy": 0.85,
+                     "pointing_game": 0.7},
+          "texture": {"setting_accuracy": 0.85},
+          "photos": {"object_recall": 0.8, "setting_accuracy": 0.8, "pointing_game": 0.7},
+          "validation": {"main_subject_recall_in_vocabulary": 0.6,
+                         "not_calibrated_main_subject_recall_in_vocabulary": 0.6}}
+POINTING_OVER_CHANCE = 2.5   # the scene world's pointing game must also beat chance this many times
+
+
+def floor(world: str, key: str, found: dict) -> float | None:
+    value = FLOORS[world].get(key)
+    if value is not None and world == "scenes" and key == "pointing_game":
+        value = max(value, POINTING_OVER_CHANCE * found.get("pointing_chance", 0))
+    return value
+
+
+def bar_text(world: str, key: str) -> str:
+    value = FLOORS[world].get(key)
+    if value is None:
+        return ""
+    chance = f" and >= {POINTING_OVER_CHANCE} x chance" if world == "scenes" and key == "pointing_game" else ""
+    return f">= {value:.2f}{chance}"
 
 
 def shortfalls(figures: dict, texture: dict | None = None, photos: dict | None = None,
                validation: dict | None = None) -> list[str]:
     """The quality bars this model does not reach, said plainly in its card."""
-    need = {"object_recall": 0.9, "object_precision": 0.9, "setting_accuracy": 0.9, "count_accuracy": 0.85,
-            "pointing_game": max(0.7, 2.5 * figures.get("pointing_chance", 0))}
-    short = [f"{k} {figures[k]:.3f} < {v:.3f}" for k, v in need.items() if figures.get(k, 0) < v]
-    for name, found, bars in (("held-out texture", texture, {"setting_accuracy": 0.85}),
-                              ("photo composites", photos, {"object_recall": 0.8, "setting_accuracy": 0.8,
-                                                            "pointing_game": 0.7}),
-                              ("validation photos", validation, {"main_subject_recall_in_vocabulary": 0.6,
-                                                                 "not_calibrated_main_subject_recall_in_vocabulary": 0.6})):
-        if found is not None:
-            short += [f"{name}: {k} {found.get(k) or 0:.3f} < {v:.3f}" for k, v in bars.items()
-                      if (found.get(k) or 0) < v]
+    short = []
+    for world, name, found in (("scenes", "", figures), ("texture", "held-out texture: ", texture),
+                               ("photos", "photo composites: ", photos), ("validation", "validation photos: ", validation)):
+        if found is None:
+            continue
+        for key in FLOORS[world]:
+            if (found.get(key) or 0) < floor(world, key, found):
+                short.append(f"{name}{key} {found.get(key) or 0:.3f} < {floor(world, key, found):.3f}")
     return short
 
 
@@ -167,7 +182,8 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
         timings = {**json.loads((work / "timings.json").read_text()), **timings}
     config = CheckpointConfig.from_dict(json.loads((run / "config.json").read_text()))
     history = json.loads((run / TRAIN_STATE).read_text())["history"]
-    extra = {"texture_family": HELDOUT_FAMILY, "train_families": list(TRAIN_FAMILIES), "calibration": calibration}
+    extra = {"texture_family": HELDOUT_FAMILY, "train_families": list(TRAIN_FAMILIES), "calibration": calibration,
+             "composites_by_head": recall_by_head(photos.get("per_noun", {}))}
     (run / "model_card.md").write_text(model_card(config.train, config.model, captioner, history, figures,
                                                   timings, args, texture, photos, validation, extra)
                                        + familiarity_section(familiar))
@@ -177,6 +193,24 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     ship(run, ROOT / args.out)
     ship_examples(heldout_dir, photos_heldout_dir, Path(args.validation_photos), ROOT / args.examples)
     print(json.dumps(everything))
+
+
+def recall_by_head(per_noun: dict) -> dict:
+    """Held-out composites' object recall over nouns some ImageNet class names and over those none
+    does: what the classifier's prior can carry to unseen cut-outs, and what only the decoder's
+    memory of one or two training cut-outs a noun can."""
+    from captioner.imagenet_words import names
+    groups = {"named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0},
+              "not_named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0}}
+    for noun, tally in per_noun.items():
+        named = any(names(c, noun) for c in range(1000))
+        group = groups["named_by_imagenet" if named else "not_named_by_imagenet"]
+        group["nouns"].append(noun)
+        group["recalled"] += tally["recalled"]
+        group["present"] += tally["present"]
+    for group in groups.values():
+        group["object_recall"] = round(group["recalled"] / group["present"], 4) if group["present"] else 0.0
+    return groups
 
 
 def _timer(timings: dict):
@@ -301,8 +335,8 @@ def ship_examples(heldout_dir: Path, photos_heldout_dir: Path, validation_photos
         shutil.copy2(path, examples / f"scene_{n}.jpg")
 
 
-def _rows(found: dict, keys, bars: dict) -> str:
-    return "\n".join(f"| {k} | {found[k]:.3f} | {bars.get(k, '')} |" for k in keys
+def _rows(found: dict, keys, world: str) -> str:
+    return "\n".join(f"| {k} | {found[k]:.3f} | {bar_text(world, k)} |" for k in keys
                      if isinstance(found.get(k), (int, float)))
 
 
@@ -344,6 +378,16 @@ def calibration_text(calibration: dict) -> str:
             f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR}. "
             f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
             f"also given over the photos this choice never saw.")
+
+
+def _by_head_line(groups: dict) -> str:
+    if not groups:
+        return ""
+    named, other = groups["named_by_imagenet"], groups["not_named_by_imagenet"]
+    return (f"Object recall by noun: {named['object_recall']:.3f} over the {len(named['nouns'])} held-out nouns an "
+            f"ImageNet class names ({named['present']} objects: {', '.join(named['nouns'])}), "
+            f"{other['object_recall']:.3f} over the {len(other['nouns'])} no class names ({other['present']} objects: "
+            f"{', '.join(other['nouns']) or 'none'}): those only the decoder's memory of the training cut-outs can name.")
 
 
 def model_card(train_config, model_config, captioner, history, figures, timings, args,
@@ -427,19 +471,21 @@ Scene world, held-out seed {HELDOUT_SEED} ({figures['images']} scenes, training 
 
 | metric | value | bar |
 |---|---|---|
-{_rows(figures, scene_keys, BARS)}
+{_rows(figures, scene_keys, "scenes")}
 
 Scene world, the held-out texture family "{extra['texture_family']}" ({texture['images']} scenes, seed {TEXTURE_SEED}):
 
 | metric | value | bar |
 |---|---|---|
-{_rows(texture, scene_keys, TEXTURE_BARS)}
+{_rows(texture, scene_keys, "texture")}
 
 Photo world, held-out composites ({photos['images']} images: unseen stamps on unseen backgrounds):
 
 | metric | value | bar |
 |---|---|---|
-{_rows(photos, photo_keys, PHOTO_BARS)}
+{_rows(photos, photo_keys, "photos")}
+
+{_by_head_line(extra.get("composites_by_head", {}))}
 
 Real validation photos ({validation.get('photos', 0)} hand-labelled photos, never trained on; per-photo
 captions in `validation_captions.jsonl` beside this card):
@@ -447,8 +493,8 @@ captions in `validation_captions.jsonl` beside this card):
 | metric | value | bar |
 |---|---|---|
 | main_subject_recall (all photos) | {validation.get('main_subject_recall') or 0:.3f} | |
-| main_subject_recall_in_vocabulary ({validation.get('photos_in_vocabulary', 0)} photos) | {validation.get('main_subject_recall_in_vocabulary') or 0:.3f} | {VALIDATION_BARS['main_subject_recall_in_vocabulary']} |
-| the same, photos the calibration never saw ({validation.get('not_calibrated_photos_in_vocabulary', 0)} photos) | {validation.get('not_calibrated_main_subject_recall_in_vocabulary') or 0:.3f} | |
+| main_subject_recall_in_vocabulary ({validation.get('photos_in_vocabulary', 0)} photos) | {validation.get('main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "main_subject_recall_in_vocabulary")} |
+| the same, photos the calibration never saw ({validation.get('not_calibrated_photos_in_vocabulary', 0)} photos) | {validation.get('not_calibrated_main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "not_calibrated_main_subject_recall_in_vocabulary")} |
 | main_subject_recall, photos the calibration never saw ({validation.get('not_calibrated_photos', 0)} photos) | {validation.get('not_calibrated_main_subject_recall') or 0:.3f} | |
 
 Below the bar: {"; ".join(shortfalls(figures, texture, photos, validation)) or "none"}.

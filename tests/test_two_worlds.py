@@ -46,5 +46,6 @@ def test_photo_metrics_use_the_photo_tables():
                    {"image_id": 2, "words": "two frogs by the water".split(), "attention": top_left}]
     figures = photo_metrics(predictions, instances)
     assert figures["object_recall"] == 0.5 and figures["object_precision"] == 0.5
+    assert figures["per_noun"] == {"frog": {"recalled": 1, "present": 1}, "owl": {"recalled": 0, "present": 1}}
     assert figures["setting_accuracy"] == 1.0
     assert figures["pointing_game"] == 1.0 and figures["counts"]["pointed"] == 1

@@ -106,7 +106,8 @@ def scene_metrics(predictions: list[dict], instances: dict) -> dict:
             "count_accuracy": ratio("count_right", "counted"),
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
             "pointing_game": ratio("hits", "pointed"),
-            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}
+            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
+            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())}}
 
 
 def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -> tuple[bool, float]:
@@ -185,12 +186,13 @@ def _photo_setting_of(words: list[str]) -> str | None:
 def photo_metrics(predictions: list[dict], instances: dict) -> dict:
     """The scene world's object recall/precision, setting accuracy and pointing game for photo
     composites (captioner/scenes/photos.py): nouns from the stamp table, settings from its table.
-    Counts are left out: a photo's count words mean what the scene world's do, but recall is the aim."""
+    Counts are left out: a photo's count words mean what the scene world's do, but recall is the aim.
+    `per_noun`: recall of each noun present, so what generalises to unseen cut-outs can be told apart."""
     images = {im["id"]: im for im in instances["images"]}
     boxes = boxes_by_image(instances)
     phrases = dict(photo_noun_phrases())
     tally = dict.fromkeys(("present", "recalled", "named", "named_present", "settings_right", "pointed", "hits"), 0)
-    chance = []
+    chance, per_noun = [], {}
     for prediction in predictions:
         image = images[prediction["image_id"]]
         present = boxes.get(prediction["image_id"], {})
@@ -200,10 +202,14 @@ def photo_metrics(predictions: list[dict], instances: dict) -> dict:
         tally["recalled"] += len(names & set(present))
         tally["named"] += len(names)
         tally["named_present"] += len(names & set(present))
+        for noun in present:
+            recalled, seen = per_noun.get(noun, (0, 0))
+            per_noun[noun] = (recalled + (noun in names), seen + 1)
         tally["settings_right"] += _photo_setting_of(prediction["words"]) == image.get("setting")
         _point(tally, chance, prediction, image, present, named)
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
     return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
             "pointing_game": ratio("hits", "pointed"),
-            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}
+            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
+            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())}}
