@@ -390,6 +390,14 @@ def _by_head_line(groups: dict) -> str:
             f"{', '.join(other['nouns']) or 'none'}): those only the decoder's memory of the training cut-outs can name.")
 
 
+def _by_background_line(per_background: dict) -> str:
+    if not per_background:
+        return ""
+    parts = [f"{Path(name).stem} {t['setting_right'] / t['images']:.2f}" for name, t in per_background.items()]
+    return (f"Setting accuracy on each of the {len(parts)} held-out background photos (each is one scene, "
+            f"so the figure moves in steps of about 1/{len(parts)}): {', '.join(parts)}.")
+
+
 def model_card(train_config, model_config, captioner, history, figures, timings, args,
                texture, photos, validation, extra) -> str:
     grid, size = captioner.config.grid_size, captioner.encoder.input_size
@@ -486,6 +494,7 @@ Photo world, held-out composites ({photos['images']} images: unseen stamps on un
 {_rows(photos, photo_keys, "photos")}
 
 {_by_head_line(extra.get("composites_by_head", {}))}
+{_by_background_line(photos.get("per_background", {}))}
 
 Real validation photos ({validation.get('photos', 0)} hand-labelled photos, never trained on; per-photo
 captions in `validation_captions.jsonl` beside this card):

@@ -35,8 +35,8 @@ def test_merged_sets_renumber_ids_and_merge_categories_by_name(tmp_path):
 
 
 def test_photo_metrics_use_the_photo_tables():
-    instances = {"images": [{"id": 1, "width": 64, "height": 64, "setting": "garden"},
-                            {"id": 2, "width": 64, "height": 64, "setting": "shore"}],
+    instances = {"images": [{"id": 1, "width": 64, "height": 64, "setting": "garden", "background": "b/tree.jpg"},
+                            {"id": 2, "width": 64, "height": 64, "setting": "shore", "background": "b/lake.jpg"}],
                  "categories": [{"id": 1, "name": "frog"}, {"id": 2, "name": "owl"}],
                  "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20]},
                                  {"id": 2, "image_id": 2, "category_id": 2, "bbox": [40, 40, 20, 20]}]}
@@ -48,4 +48,6 @@ def test_photo_metrics_use_the_photo_tables():
     assert figures["object_recall"] == 0.5 and figures["object_precision"] == 0.5
     assert figures["per_noun"] == {"frog": {"recalled": 1, "present": 1}, "owl": {"recalled": 0, "present": 1}}
     assert figures["setting_accuracy"] == 1.0
+    assert figures["per_background"] == {"b/lake.jpg": {"setting_right": 1, "images": 1},
+                                         "b/tree.jpg": {"setting_right": 1, "images": 1}}
     assert figures["pointing_game"] == 1.0 and figures["counts"]["pointed"] == 1

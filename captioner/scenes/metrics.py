@@ -107,7 +107,8 @@ def scene_metrics(predictions: list[dict], instances: dict) -> dict:
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
             "pointing_game": ratio("hits", "pointed"),
             "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
-            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())}}
+            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())},
+            "per_background": {name: {"setting_right": r, "images": n} for name, (r, n) in sorted(per_background.items())}}
 
 
 def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -> tuple[bool, float]:
@@ -187,12 +188,13 @@ def photo_metrics(predictions: list[dict], instances: dict) -> dict:
     """The scene world's object recall/precision, setting accuracy and pointing game for photo
     composites (captioner/scenes/photos.py): nouns from the stamp table, settings from its table.
     Counts are left out: a photo's count words mean what the scene world's do, but recall is the aim.
-    `per_noun`: recall of each noun present, so what generalises to unseen cut-outs can be told apart."""
+    `per_noun`: recall of each noun present, `per_background`: setting accuracy on each background
+    photo, so what generalises to unseen cut-outs and backgrounds can be told apart."""
     images = {im["id"]: im for im in instances["images"]}
     boxes = boxes_by_image(instances)
     phrases = dict(photo_noun_phrases())
     tally = dict.fromkeys(("present", "recalled", "named", "named_present", "settings_right", "pointed", "hits"), 0)
-    chance, per_noun = [], {}
+    chance, per_noun, per_background = [], {}, {}
     for prediction in predictions:
         image = images[prediction["image_id"]]
         present = boxes.get(prediction["image_id"], {})
@@ -205,11 +207,15 @@ def photo_metrics(predictions: list[dict], instances: dict) -> dict:
         for noun in present:
             recalled, seen = per_noun.get(noun, (0, 0))
             per_noun[noun] = (recalled + (noun in names), seen + 1)
-        tally["settings_right"] += _photo_setting_of(prediction["words"]) == image.get("setting")
+        setting_right = _photo_setting_of(prediction["words"]) == image.get("setting")
+        tally["settings_right"] += setting_right
+        right, seen = per_background.get(image.get("background", ""), (0, 0))
+        per_background[image.get("background", "")] = (right + setting_right, seen + 1)
         _point(tally, chance, prediction, image, present, named)
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
     return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
             "pointing_game": ratio("hits", "pointed"),
             "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
-            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())}}
+            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())},
+            "per_background": {name: {"setting_right": r, "images": n} for name, (r, n) in sorted(per_background.items())}}
