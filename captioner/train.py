@@ -197,10 +197,11 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     config = CheckpointConfig(model=model_config, train=cfg)
     batches = lambda pairs, **kw: data.caption_dataset(
         features, *data.encode_captions(pairs, vocab, model_config.max_length), cfg.batch_size,
-        model_config.max_length, grounding=_grounding(cfg, captions, pairs, model_config, known_phrases),
-        length_step=cfg.length_step, **kw)
+        model_config.max_length, grounding=_grounding(cfg, captions, pairs, model_config, known_phrases), **kw)
     full_batches = len(train_pairs) >= cfg.batch_size
-    train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=full_batches)
+    train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=full_batches,
+                         length_step=cfg.length_step)
+    # Validation keeps the full length: two traces (full batches, the last one), not two per bucket.
     val_data = batches(val_pairs, shuffle=False) if val_pairs else None
     steps = data.batches_per_epoch(data.encode_captions(train_pairs, vocab, model_config.max_length)[1],
                                    cfg.batch_size, model_config.max_length, cfg.length_step, full_batches)

@@ -1,6 +1,6 @@
 """The shipped model's captions of the examples, pinned: a refactor of the inference path must not
 change a word. Pinned from the code before the inference path was reshaped (issue 15); a new
-default model re-pins them (python tests/test_pinned_captions.py > tests/data/pinned_captions.json)."""
+default model re-pins them (PYTHONPATH=. python tests/test_pinned_captions.py > tests/data/pinned_captions.json)."""
 import json
 import sys
 from pathlib import Path

@@ -106,9 +106,7 @@ def scene_metrics(predictions: list[dict], instances: dict) -> dict:
             "count_accuracy": ratio("count_right", "counted"),
             "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
             "pointing_game": ratio("hits", "pointed"),
-            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
-            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())},
-            "per_background": {name: {"setting_right": r, "images": n} for name, (r, n) in sorted(per_background.items())}}
+            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}
 
 
 def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -> tuple[bool, float]:
