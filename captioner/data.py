@@ -166,7 +166,7 @@ def caption_dataset(features: np.ndarray, rows: np.ndarray, tokens: list[list[in
     traced once. With `length_step` = s, captions are batched with others of about their length
     and each batch is cut to its longest caption rounded up to a multiple of s: the unrolled
     decoder runs the steps the batch has, not the longest caption's (one trace per length,
-    max_words / s at most). Pads never change a real step's loss, so a batch's loss is the same
+    ceil((max_words + 1) / s) at most). Pads never change a real step's loss, so a batch's loss is the same
     either way. Features are gathered per batch, so a memory-mapped cache larger than RAM works
     too. With `grounding` = (regions (n, L), cells (R, N)) from `grounding.caption_object_cells`,
     each batch also carries the cells of the object that each target word names, (B, T, N), all

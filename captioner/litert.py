@@ -121,7 +121,11 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
     import json
     config = json.dumps(model.config.__dict__, sort_keys=True)
     # The graph is traced from the code as well as the weights: a changed step must not reuse an old file.
-    code = "|".join(_file_digest(Path(__file__).with_name(name)) for name in GRAPH_SOURCES)
+    try:
+        code = "|".join(_file_digest(Path(__file__).with_name(name)) for name in GRAPH_SOURCES)
+    except OSError as error:   # installed without sources: no key that could tell a changed step
+        log.warning("LiteRT greedy unavailable, using TensorFlow: %s", error)
+        return None
     return _cached("greedy", f"{_file_digest(weights_file)}|{config}|{code}", lambda: convert_greedy(model),
                    lambda path: LiteRTGreedy(path, threads))
 

@@ -17,9 +17,18 @@ def captions(n=90, seed=0):
     return [[1, *rng.integers(4, 30, rng.integers(1, MAX_WORDS + 1)).tolist(), 2] for _ in range(n)]
 
 
+def regions_of(tokens):
+    """(n, MAX_WORDS + 1): caption i names object i % 4 (a row of the 4x4 cells table) at every
+    other word it has, and nothing at <end> or the pads."""
+    regions = np.full((len(tokens), MAX_WORDS + 1), -1, np.int32)
+    for i, ids in enumerate(tokens):
+        regions[i, :len(ids) - 2:2] = i % 4
+    return regions
+
+
 def batches(tokens, step, **kw):
     features = np.arange(len(tokens), dtype=np.float32)[:, None, None] * np.ones((1, 4, 3), np.float32)
-    grounding = (np.full((len(tokens), MAX_WORDS + 1), -1, np.int32), np.eye(4, dtype=np.float32))
+    grounding = (regions_of(tokens), np.eye(4, dtype=np.float32))
     return list(caption_dataset(features, np.arange(len(tokens)), tokens, 8, MAX_WORDS, shuffle=True, seed=3,
                                 grounding=grounding, length_step=step, **kw))
 
@@ -32,7 +41,12 @@ def test_each_batch_is_cut_to_its_longest_caption_rounded_up_and_loses_no_captio
         longest = int(tf.reduce_max(tf.reduce_sum(tf.cast(targets != 0, tf.int32), axis=1)))
         assert steps == min(-(-longest // 4) * 4, MAX_WORDS + 1) and longest > steps - 4
         assert targets.shape[1] == steps and cells.shape[1] == steps
-        for row, ids in zip(features[:, 0, 0].numpy().astype(int), targets.numpy()):
+        rows = features[:, 0, 0].numpy().astype(int)
+        lengths = [len(tokens[row]) - 1 for row in rows]
+        assert len({-(-n // 4) for n in lengths}) == 1                     # one length bucket a batch
+        cells_expected = np.eye(4, dtype=np.float32)[regions_of(tokens)[rows]] * (regions_of(tokens)[rows] >= 0)[..., None]
+        np.testing.assert_array_equal(cells.numpy(), cells_expected[:, :steps])   # boxes stay on their words
+        for row, ids in zip(rows, targets.numpy()):
             assert ids.tolist() == (tokens[row][1:] + [0] * steps)[:steps]   # every real step kept
             seen.append(row)
     assert sorted(seen) == list(range(len(tokens)))

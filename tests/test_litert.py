@@ -4,6 +4,7 @@ import tensorflow as tf
 import pytest
 
 from captioner import Captioner, litert
+from captioner.checkpoint import WEIGHTS
 from captioner.assets import EXAMPLES
 
 pytestmark = pytest.mark.skipif(not litert.available(), reason="ai-edge-litert is not installed "
@@ -47,6 +48,16 @@ def test_the_conversion_is_cached(models):
     greedy = fast.greedy_on_litert.path
     before = greedy.stat().st_mtime_ns
     assert Captioner.load().greedy_on_litert.path == greedy and greedy.stat().st_mtime_ns == before
+
+
+def test_a_changed_decoder_source_is_converted_again(models, monkeypatch):
+    """The greedy flatbuffer is traced from model.py and decoding.py too: the same weights with a
+    changed step must not reuse the file traced from the old code."""
+    fast, _ = models
+    digest = litert._file_digest
+    monkeypatch.setattr(litert, "_file_digest", lambda path: "changed" if path.name == "model.py" else digest(path))
+    assert litert.litert_greedy(fast.checkpoint.model, fast.checkpoint.path / WEIGHTS).path \
+        != fast.greedy_on_litert.path
 
 
 def test_turned_off_by_the_variable(monkeypatch):
