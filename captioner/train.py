@@ -195,21 +195,21 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     model_config = dataclasses.replace(
         model_config, vocab_size=len(vocab), grid_size=encoder.grid_size, feature_dim=encoder.feature_dim)
     config = CheckpointConfig(model=model_config, train=cfg)
-    def batches(pairs, **kw):
-        rows, tokens = data.encode_captions(pairs, vocab, model_config.max_length)
+    def batches(pairs, rows, tokens, **kw):
         return data.caption_dataset(features, rows, tokens, cfg.batch_size, model_config.max_length,
                                     grounding=_grounding(cfg, captions, pairs, model_config, known_phrases), **kw)
 
     # Distributed runs keep one length: re-batching length buckets across replicas is untested.
     length_step = 0 if cfg.distributed else cfg.length_step
-    train_tokens = data.encode_captions(train_pairs, vocab, model_config.max_length)[1]
+    train_rows, train_tokens = data.encode_captions(train_pairs, vocab, model_config.max_length)
     count = lambda drop: data.batches_per_epoch(train_tokens, cfg.batch_size, model_config.max_length,
                                                 length_step, drop)
     full_batches = count(True) > 0   # drop each bucket's remainder only if a full batch is left
-    train_data = batches(train_pairs, shuffle=True, seed=cfg.seed, drop_remainder=full_batches,
-                         length_step=length_step)
+    train_data = batches(train_pairs, train_rows, train_tokens, shuffle=True, seed=cfg.seed,
+                         drop_remainder=full_batches, length_step=length_step)
     # Validation keeps the full length: two traces (full batches, the last one), not two per bucket.
-    val_data = batches(val_pairs, shuffle=False) if val_pairs else None
+    val_data = batches(val_pairs, *data.encode_captions(val_pairs, vocab, model_config.max_length),
+                       shuffle=False) if val_pairs else None
     steps = count(full_batches)
     return fit(config, vocab, train_data, val_data, steps, resume=resume, progress=progress)
 

@@ -65,8 +65,9 @@ def shortfalls(figures: dict, texture: dict | None = None, photos: dict | None =
         if found is None:
             continue
         for key in FLOORS[world]:
-            if (found.get(key) or 0) < floor(world, key, found):
-                short.append(f"{name}{key} {found.get(key) or 0:.3f} < {floor(world, key, found):.3f}")
+            value, bar = found.get(key) or 0, floor(world, key, found)
+            if value < bar:
+                short.append(f"{name}{key} {value:.3f} < {bar:.3f}")
     return short
 
 

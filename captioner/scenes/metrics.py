@@ -207,8 +207,9 @@ def photo_metrics(predictions: list[dict], instances: dict) -> dict:
             per_noun[noun] = (recalled + (noun in names), seen + 1)
         setting_right = _photo_setting_of(prediction["words"]) == image.get("setting")
         tally["settings_right"] += setting_right
-        right, seen = per_background.get(image.get("background", ""), (0, 0))
-        per_background[image.get("background", "")] = (right + setting_right, seen + 1)
+        background = image.get("background", "")
+        right, seen = per_background.get(background, (0, 0))
+        per_background[background] = (right + setting_right, seen + 1)
         _point(tally, chance, prediction, image, present, named)
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
     return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
