@@ -95,7 +95,7 @@ def cmd_features(args) -> int:
     from . import data
     from .encoders import build_encoder
     captions = data.load_captions(args.captions, args.images, args.limit_captions)
-    encoder = build_encoder(args.encoder, _weights(args.encoder_weights), args.image_size)
+    encoder = build_encoder(args.encoder, _weights(args.encoder_weights), args.image_size, litert=True)
     folder = data.extract_features(encoder, args.images, captions.files, args.cache, args.batch_size)
     print(f"features for {len(captions.files)} images in {folder}")
     return 0

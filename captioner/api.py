@@ -46,14 +46,12 @@ class Captioner:
     def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None,
                  use_litert: bool = True):
         from .encoders import build_encoder
-        from .litert import litert_greedy, weights_id as litert_weights_id
+        from .litert import litert_greedy
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
         self.vocab = checkpoint.vocab
-        self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size)
-        if use_litert and (weights := litert_weights_id(self.config.encoder, encoder_weights)):
-            self.encoder.enable_litert(weights)       # inference only: training keeps TensorFlow
+        self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size, litert=use_litert)
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "
                              f"{self.encoder.grid_size}x{self.encoder.grid_size}x{self.encoder.feature_dim} "

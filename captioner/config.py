@@ -35,6 +35,10 @@ class ModelConfig:
     units: int = 512              # GRU state and attention width
     dropout: float = 0.3
     attention_gate: bool = True   # the paper's gating scalar beta on the context vector
+    # The softmax weights sum to 1 whether one car or three match what a step looks for, so the
+    # context (their weighted mean) cannot tell how many there are. With this, each step also gets
+    # how many cells match: the sum over cells of a sigmoid score of its own, (B, 1).
+    attention_count: bool = False
     initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
     max_length: int = 24          # longest caption, in words, <end> excluded: generated, and trained on (longer are cut)
     # The encoder's own ImageNet classifier (Lite0's head: mean-pooled features -> 1000 classes, frozen)

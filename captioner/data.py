@@ -78,7 +78,9 @@ def extract_features(encoder, images_dir, files: list[str], root, batch_size: in
     """Encode the images not yet cached; the cache is `root/<encoder>/features.npy` + `index.json`.
 
     Features are stored as float16 (half the disk and memory); the model always sees them cast
-    back to float32, in training and at use alike.
+    back to float32, in training and at use alike. They come from the encoder's LiteRT twin where
+    `enable_litert` made one (as the app's do), else from TensorFlow (the two agree to ~1e-4; the
+    cache does not record which made a row, so a cache extended by the other engine mixes them).
     """
     from tqdm import tqdm
     folder = cache_dir(root, encoder.cache_name)
@@ -90,7 +92,7 @@ def extract_features(encoder, images_dir, files: list[str], root, batch_size: in
     chunks = []
     with tqdm(total=len(todo), unit="img", desc=f"features ({encoder.cache_name})", disable=not progress) as bar:
         for batch in image_dataset(paths, encoder, batch_size):
-            chunks.append(encoder.features(batch).numpy().astype(np.float16))
+            chunks.append(encoder.batch_features(batch).numpy().astype(np.float16))
             bar.update(len(chunks[-1]))
     new = np.concatenate(chunks)
     combined = new if features is None else np.concatenate([np.asarray(features), new])

@@ -14,18 +14,24 @@ IMAGENET_CLASSES = 1000
 
 
 class BahdanauAttention(keras.layers.Layer):
-    """Additive attention: score_n = v . tanh(W_f f_n + W_h h)."""
+    """Additive attention: score_n = v . tanh(W_f f_n + W_h h).
 
-    def __init__(self, units: int, **kwargs):
+    With `counts`, also how many cells match: sum_n sigmoid(u . tanh(W_f f_n + W_h h) + b), (B, 1),
+    which unlike the softmax weights grows with the number of things that match."""
+
+    def __init__(self, units: int, counts: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.feature_dense = keras.layers.Dense(units, name="feature_dense")
         self.hidden_dense = keras.layers.Dense(units, name="hidden_dense")
         self.score_dense = keras.layers.Dense(1, name="score_dense")
+        self.count_dense = keras.layers.Dense(1, name="count_dense") if counts else None
 
     def build(self, features_shape, hidden_shape):
         self.feature_dense.build(features_shape)
         self.hidden_dense.build(hidden_shape)
         self.score_dense.build(features_shape[:-1] + (self.feature_dense.units,))
+        if self.count_dense is not None:
+            self.count_dense.build(features_shape[:-1] + (self.feature_dense.units,))
         self.built = True
 
     def keys(self, features):
@@ -33,10 +39,14 @@ class BahdanauAttention(keras.layers.Layer):
         return self.feature_dense(features)                       # (B, N, U)
 
     def call(self, features, keys, hidden):
-        scores = self.score_dense(tf.tanh(keys + self.hidden_dense(hidden)[:, None, :]))  # (B, N, 1)
+        """-> context (B, E), weights (B, N), and with `counts` the number of matching cells (B, 1)."""
+        match = tf.tanh(keys + self.hidden_dense(hidden)[:, None, :])   # (B, N, U)
+        scores = self.score_dense(match)                          # (B, N, 1)
         weights = tf.nn.softmax(scores[..., 0], axis=-1)          # (B, N), sums to 1 over the grid
         context = tf.einsum("bn,bne->be", weights, features)      # (B, E)
-        return context, weights
+        if self.count_dense is None:
+            return context, weights, None
+        return context, weights, tf.reduce_sum(tf.sigmoid(self.count_dense(match)), axis=1)
 
 
 class ShowAttendTell(keras.Model):
@@ -55,7 +65,7 @@ class ShowAttendTell(keras.Model):
         self.config = config
         self.projection = keras.layers.Dense(config.embedding_dim, activation="relu", name="projection")
         self.init_hidden = keras.layers.Dense(config.units, activation="tanh", name="init_hidden")
-        self.attention = BahdanauAttention(config.units, name="attention")
+        self.attention = BahdanauAttention(config.units, counts=config.attention_count, name="attention")
         self.gate = keras.layers.Dense(1, activation="sigmoid", name="gate")
         self.embedding = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")
         self.gru = keras.layers.GRUCell(config.units, name="gru")
@@ -121,15 +131,18 @@ class ShowAttendTell(keras.Model):
             extra = [evidence[:, :self.config.embedding_dim]]
         if self.attends_prior:
             keys, cells = keys[..., :self.config.units], keys[..., self.config.units:]
-        context, weights = self.attention(projected, keys, hidden)  # (B, E), (B, N)
+        context, weights, matching = self.attention(projected, keys, hidden)  # (B, E), (B, N), (B, 1)
         if self.config.attention_gate:
             context = self.gate(hidden) * context
         embedded = self.embedding(tokens)                         # (B, E)
-        output, states = self.gru(tf.concat([context, embedded] + extra, axis=-1), [hidden], training=training)
+        # A sum over the grid's cells (0 to N); / 4 keeps a few matching cells within a few units.
+        # (count_dense starts at bias 0, so an untrained step sees N / 8: the GRU learns the offset.)
+        cues = extra + ([matching / 4.0] if matching is not None else [])
+        output, states = self.gru(tf.concat([context, embedded] + cues, axis=-1), [hidden], training=training)
         hidden = states[0] if isinstance(states, (list, tuple)) else states
         # The paper's deep output (eq. 7) sees the context and the previous word as well as the state,
         # so the word chosen at a step depends directly on where that step looked.
-        deep = self.fc1(tf.concat([output, context, embedded] + extra, axis=-1))   # (B, U)
+        deep = self.fc1(tf.concat([output, context, embedded] + cues, axis=-1))   # (B, U)
         if extra:
             hidden = tf.concat([hidden, evidence], axis=-1)
         deep = self.dropout(deep, training=training)
@@ -164,6 +177,7 @@ class ShowAttendTell(keras.Model):
         c = self.config
         self.projection.build((None, None, c.feature_dim))
         extra = c.embedding_dim if self.uses_imagenet else 0       # the ImageNet evidence's width
+        cues = extra + (1 if c.attention_count else 0)            # and the matching cells' count
         if self.uses_imagenet:
             self.imagenet_fc.build((None, c.feature_dim))
             self.imagenet_embed.build((None, IMAGENET_CLASSES))
@@ -175,8 +189,8 @@ class ShowAttendTell(keras.Model):
         self.attention.build((None, None, c.embedding_dim), (None, c.units))
         self.gate.build((None, c.units))
         self.embedding.build((None,))
-        self.gru.build((None, 2 * c.embedding_dim + extra))
-        self.fc1.build((None, c.units + 2 * c.embedding_dim + extra))
+        self.gru.build((None, 2 * c.embedding_dim + cues))
+        self.fc1.build((None, c.units + 2 * c.embedding_dim + cues))
         self.fc2.build((None, c.units))
         self.built = True
 

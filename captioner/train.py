@@ -182,7 +182,7 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     from .encoders import build_encoder
     cfg = train_config
     captions = data.load_captions(cfg.captions, cfg.images, cfg.limit_captions)
-    encoder = build_encoder(model_config.encoder, encoder_weights, model_config.image_size)
+    encoder = build_encoder(model_config.encoder, encoder_weights, model_config.image_size, litert=True)
     folder = data.extract_features(encoder, cfg.images, captions.files, cache_root, progress=progress)
     index, cached = data.load_feature_cache(folder)
     rows = np.array([index[f] for f in captions.files])

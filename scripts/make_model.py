@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
     parser.add_argument("--examples", default="assets/examples", help="where the app's example images go")
-    parser.add_argument("--train-images", type=int, default=18000, help="emoji scenes to train on")
+    parser.add_argument("--train-images", type=int, default=21000, help="emoji scenes to train on")
     parser.add_argument("--photo-images", type=int, default=12000, help="photo composites to train on")
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=3)
@@ -96,6 +96,8 @@ def main() -> None:
                         help="where the word prior looks: the whole image or the attended cells (ModelConfig.word_prior)")
     parser.add_argument("--word-prior-scale", type=float, default=RECIPE_WORD_PRIOR_SCALE,
                         help="ModelConfig.word_prior_scale in training (decoding's is calibrated after)")
+    parser.add_argument("--attention-count", type=int, default=1, choices=(0, 1),
+                        help="1: each step also gets how many cells match what it attends to (ModelConfig.attention_count)")
     parser.add_argument("--finish-only", action="store_true",
                         help="skip rendering and training: calibrate, evaluate and ship the run already in --work")
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
@@ -142,7 +144,8 @@ def main() -> None:
                                instances=str(train_dir / "instances.json"))
     model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head,
                                imagenet_words=bool(args.imagenet_words) and args.imagenet_head != "none",
-                               word_prior=args.word_prior, word_prior_scale=args.word_prior_scale)
+                               word_prior=args.word_prior, word_prior_scale=args.word_prior_scale,
+                               attention_count=bool(args.attention_count))
     # Box supervision finds the nouns of both worlds in the captions.
     known = {**category_phrases(), **dict(photo_noun_phrases())}
     timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
@@ -415,6 +418,9 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
     prior_where = {"image": "the head on the whole image's mean-pooled features",
                    "attended": "the head on the cells each step attends to (the attention-weighted mean of "
                                "each cell's class logits), so each word's prior follows its heatmap"}[model_config.word_prior]
+    counting = ("Each step also gets how many cells match what it looks for (`attention_count`): the\n"
+                "softmax weights sum to 1 whether one thing or three match, so the context alone cannot count.\n"
+                if model_config.attention_count else "")
     return f"""# Captioner default model: Show, Attend and Tell on the scene world and the photo world
 
 Summary: {summary_line(names, validation)}
@@ -425,7 +431,7 @@ A Show, Attend and Tell captioner (Xu et al. 2015): frozen ImageNet EfficientNet
 Bahdanau attention, a GRU decoder ({model_config.units} units) with a deep output,
 doubly stochastic attention regularisation (lambda {train_config.attention_lambda}); attention
 supervised with the boxes on noun steps: weight {train_config.attention_supervision} (0 = not at all).
-The encoder's own ImageNet classifier (Lite0's frozen head on the mean-pooled features): {head},
+{counting}The encoder's own ImageNet classifier (Lite0's frozen head on the mean-pooled features): {head},
 embedded, start the GRU state and go into every step (`imagenet_head = "{model_config.imagenet_head}"`).
 Word prior (`imagenet_words = {str(model_config.imagenet_words).lower()}`): a fixed map from the 1000
 classes to the caption nouns they name (WordNet 3.0 hypernyms, assets/encoders/imagenet_words.json)

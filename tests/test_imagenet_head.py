@@ -78,8 +78,8 @@ def test_the_word_map_takes_classes_to_the_nouns_they_name():
     assert matrix[:, vocab.index["a"]].sum() == 0
 
 
-@pytest.mark.parametrize("where", ["image", "attended"])
-def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where):
+@pytest.mark.parametrize("where, counts", [("image", False), ("attended", False), ("attended", True)])
+def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, counts):
     from captioner.checkpoint import load_checkpoint
     from captioner.train import train
     captions, images = coco_fixture
@@ -87,7 +87,8 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where):
     config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=2,
                          batch_size=8, learning_rate=1e-2, val_fraction=0.2)
     train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
-                              imagenet_head="softmax", imagenet_words=True, word_prior=where),
+                              imagenet_head="softmax", imagenet_words=True, word_prior=where,
+                              attention_count=counts),
           tmp_path / "cache", progress=False)
     first, second = Captioner.load(out), Captioner.load(out, use_litert=False)
     path = sorted(images.iterdir())[0]
