@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
     parser.add_argument("--examples", default="assets/examples", help="where the app's example images go")
-    parser.add_argument("--train-images", type=int, default=21000, help="emoji scenes to train on")
+    parser.add_argument("--train-images", type=int, default=18000, help="emoji scenes to train on")
     parser.add_argument("--photo-images", type=int, default=12000, help="photo composites to train on")
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=3)
@@ -96,7 +96,7 @@ def main() -> None:
                         help="where the word prior looks: the whole image or the attended cells (ModelConfig.word_prior)")
     parser.add_argument("--word-prior-scale", type=float, default=RECIPE_WORD_PRIOR_SCALE,
                         help="ModelConfig.word_prior_scale in training (decoding's is calibrated after)")
-    parser.add_argument("--attention-count", type=int, default=1, choices=(0, 1),
+    parser.add_argument("--attention-count", type=int, default=0, choices=(0, 1),
                         help="1: each step also gets how many cells match what it attends to (ModelConfig.attention_count)")
     parser.add_argument("--finish-only", action="store_true",
                         help="skip rendering and training: calibrate, evaluate and ship the run already in --work")
