@@ -153,6 +153,17 @@ def main() -> None:
     finish(args, work, timings, start)
 
 
+def rendered_recipe(work: Path) -> dict:
+    """What the run in `work` was trained on, read from its renders rather than today's defaults, so
+    a `--finish-only` card describes the run it finishes: images per world and texture families."""
+    from captioner.scenes.render import FAMILIES
+    scenes = json.loads((work / "scenes" / "instances.json").read_text())["images"]
+    photos = work / "photos" / "captions.json"
+    used = {image.get("texture", "smooth") for image in scenes}
+    return {"scene_images": len(scenes), "train_families": [f for f in FAMILIES if f in used] + sorted(used - set(FAMILIES)),
+            "photo_images": len(json.loads(photos.read_text())["images"]) if photos.is_file() else 0}
+
+
 def finish(args, work: Path, timings: dict, start: float) -> None:
     """After training: calibrate the word prior's scale, evaluate every held-out set, fit the
     familiarity statistics, write the card and ship. `--finish-only` runs just this on a trained run."""
@@ -161,7 +172,7 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     from captioner.config import CheckpointConfig
     from captioner.evaluate import evaluate
     from captioner.scenes import render_dataset
-    from captioner.scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    from captioner.scenes.render import HELDOUT_FAMILY
     from fit_familiarity import fit_and_report
     heldout_dir, texture_dir, photos_heldout_dir = work / "heldout", work / "heldout_texture", work / "photos_heldout"
     calibration_scenes = work / "calibration_scenes"
@@ -186,7 +197,7 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
         timings = {**json.loads((work / "timings.json").read_text()), **timings}
     config = CheckpointConfig.from_dict(json.loads((run / "config.json").read_text()))
     history = json.loads((run / TRAIN_STATE).read_text())["history"]
-    extra = {"texture_family": HELDOUT_FAMILY, "train_families": list(TRAIN_FAMILIES), "calibration": calibration,
+    extra = {"texture_family": HELDOUT_FAMILY, **rendered_recipe(work), "calibration": calibration,
              "composites_by_head": recall_by_head(photos.get("per_noun", {}))}
     (run / "model_card.md").write_text(model_card(config.train, config.model, captioner, history, figures,
                                                   timings, args, texture, photos, validation, extra)
@@ -462,10 +473,10 @@ things outside the nouns above get the nearest noun it knows, often wrongly. It 
 knows few kinds of place. For general photos, train on MS-COCO (README, "Training on MS-COCO").
 
 ## Data and licences
-- Scene world: {args.train_images} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes`),
+- Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes`),
   five captions each. Glyphs: Noto Color Emoji (Google), SIL Open Font License 1.1 (font) /
   Apache-2.0 (image resources).
-- Photo world: {args.photo_images} composites with seed {TRAIN_SEED} (`python -m captioner photos --split train`),
+- Photo world: {extra['photo_images']} composites with seed {TRAIN_SEED} (`python -m captioner photos --split train`),
   five captions each. Cut-outs: Debian `tuxpaint-stamps-default` 2022.06.04 (GPL-2); backgrounds:
   Debian `scratch` 1.4.0.6 media (CC-BY-SA-3.0). The composites carry those licences.
 - 5% of the training images held out for validation loss.
@@ -478,7 +489,7 @@ knows few kinds of place. For general photos, train on MS-COCO (README, "Trainin
 
 ## Recipe
 `make model` ({timings['total'] / 60:.1f} minutes measured on a 2-core CPU, rendering, feature
-extraction and every evaluation included): {args.epochs} epochs, batch {train_config.batch_size} (captions
+extraction and every evaluation included): {train_config.epochs} epochs, batch {train_config.batch_size} (captions
 batched by length, each batch unrolled to its longest rounded up to a multiple of {train_config.length_step}), Adam with
 cosine decay from {train_config.learning_rate}, gradient clipping at {train_config.clip_norm}, captions cut at
 {model_config.max_length} words. Final training loss {history['loss'][-1]:.3f}, validation
