@@ -35,7 +35,7 @@ def batches(tokens, step, **kw):
 
 def test_each_batch_is_cut_to_its_longest_caption_rounded_up_and_loses_no_caption():
     tokens = captions()
-    seen = []
+    regions, seen = regions_of(tokens), []
     for (features, inputs), targets, cells in batches(tokens, 4):
         steps = inputs.shape[1]
         longest = int(tf.reduce_max(tf.reduce_sum(tf.cast(targets != 0, tf.int32), axis=1)))
@@ -44,7 +44,7 @@ def test_each_batch_is_cut_to_its_longest_caption_rounded_up_and_loses_no_captio
         rows = features[:, 0, 0].numpy().astype(int)
         lengths = [len(tokens[row]) - 1 for row in rows]
         assert len({-(-n // 4) for n in lengths}) == 1                     # one length bucket a batch
-        cells_expected = np.eye(4, dtype=np.float32)[regions_of(tokens)[rows]] * (regions_of(tokens)[rows] >= 0)[..., None]
+        cells_expected = np.eye(4, dtype=np.float32)[regions[rows]] * (regions[rows] >= 0)[..., None]
         np.testing.assert_array_equal(cells.numpy(), cells_expected[:, :steps])   # boxes stay on their words
         for row, ids in zip(rows, targets.numpy()):
             assert ids.tolist() == (tokens[row][1:] + [0] * steps)[:steps]   # every real step kept
