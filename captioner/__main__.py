@@ -108,7 +108,7 @@ def cmd_scenes(args) -> int:
         ((HELDOUT_FAMILY,) if args.heldout_texture else TRAIN_FAMILIES)
     try:
         summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size,
-                                 families=families)
+                                 families=families, varied_surfaces=args.varied_surfaces)
     except ValueError as error:
         raise SystemExit(f"scenes: {error}") from None
     print(json.dumps(summary))
@@ -228,6 +228,8 @@ def _data_commands(sub) -> None:
     p.add_argument("--heldout-texture", action="store_true",
                    help="render only the texture family held out of training (to measure settings on it)")
     p.add_argument("--textures", default="", help="comma-separated texture families (default: the training ones)")
+    p.add_argument("--varied-surfaces", action="store_true",
+                   help="vary the surfaces' strength and layer two families (`make model --varied-surfaces 1`)")
     p.set_defaults(run=cmd_scenes)
 
     p = sub.add_parser("photos", help="compose the photo world: real cut-outs on real background photos")

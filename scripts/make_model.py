@@ -98,6 +98,9 @@ def main() -> None:
                         help="ModelConfig.word_prior_scale in training (decoding's is calibrated after)")
     parser.add_argument("--attention-count", type=int, default=0, choices=(0, 1),
                         help="1: each step also gets how many cells match what it attends to (ModelConfig.attention_count)")
+    parser.add_argument("--varied-surfaces", type=int, default=0, choices=(0, 1),
+                        help="1: training scenes' surfaces of random strength, half of them two families layered "
+                             "(render.background; held-out sets unchanged)")
     parser.add_argument("--finish-only", action="store_true",
                         help="skip rendering and training: calibrate, evaluate and ship the run already in --work")
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
@@ -121,7 +124,8 @@ def main() -> None:
     if args.finish_only:   # the stages before, as the run that trained measured them
         earlier = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
         return finish(args, work, timings, start - sum(earlier.values()))
-    timed("render_scenes", lambda: render_dataset(scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers))
+    timed("render_scenes", lambda: render_dataset(scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers,
+                                                          varied_surfaces=bool(args.varied_surfaces)))
     timed("render_photos", lambda: render_photos(photos_dir, args.photo_images, TRAIN_SEED, split="train",
                                                  workers=args.workers))
     timed("render_heldout", lambda: (
@@ -155,12 +159,14 @@ def main() -> None:
 
 def rendered_recipe(work: Path) -> dict:
     """What the run in `work` was trained on, read from its renders rather than today's defaults, so
-    a `--finish-only` card describes the run it finishes: images per world and texture families."""
+    a `--finish-only` card describes the run it finishes: images per world, texture families and
+    whether their surfaces varied (render.background)."""
     from captioner.scenes.render import FAMILIES
     scenes = json.loads((work / "scenes" / "instances.json").read_text())["images"]
     photos = work / "photos" / "captions.json"
     used = {image.get("texture", "smooth") for image in scenes}
-    return {"scene_images": len(scenes), "train_families": [f for f in FAMILIES if f in used] + sorted(used - set(FAMILIES)),
+    return {"scene_images": len(scenes), "varied_surfaces": any(image.get("varied_surfaces") for image in scenes),
+            "train_families": [f for f in FAMILIES if f in used] + sorted(used - set(FAMILIES)),
             "photo_images": len(json.loads(photos.read_text())["images"]) if photos.is_file() else 0}
 
 
@@ -432,6 +438,8 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
     counting = ("Each step also gets how many cells match what it looks for (`attention_count`): the\n"
                 "softmax weights sum to 1 whether one thing or three match, so the context alone cannot count.\n"
                 if model_config.attention_count else "")
+    surfaces = ("; surfaces of random strength, half of them two families laid over each other"
+                if extra.get("varied_surfaces") else "")
     return f"""# Captioner default model: Show, Attend and Tell on the scene world and the photo world
 
 Summary: {summary_line(names, validation)}
@@ -457,7 +465,7 @@ Vocabulary: {len(captioner.vocab)} words. Checkpoint: model.weights.h5 (the froz
 It was trained on two rendered worlds, nothing else:
 - the **scene world**: emoji glyphs (62 COCO object categories and 9 people doing things) on
   settings drawn with randomised colours and {len(extra['train_families'])} texture families
-  ({", ".join(extra['train_families'])}; "{extra['texture_family']}" held out to measure on);
+  ({", ".join(extra['train_families'])}{surfaces}; "{extra['texture_family']}" held out to measure on);
 - the **photo world**: real photo cut-outs (Debian tuxpaint-stamps) composed onto real background
   photos (Debian scratch), whole stamps and backgrounds held out.
 
@@ -473,7 +481,7 @@ things outside the nouns above get the nearest noun it knows, often wrongly. It 
 knows few kinds of place. For general photos, train on MS-COCO (README, "Training on MS-COCO").
 
 ## Data and licences
-- Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes`),
+- Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes{" --varied-surfaces" if surfaces else ""}`),
   five captions each. Glyphs: Noto Color Emoji (Google), SIL Open Font License 1.1 (font) /
   Apache-2.0 (image resources).
 - Photo world: {extra['photo_images']} composites with seed {TRAIN_SEED} (`python -m captioner photos --split train`),

@@ -149,3 +149,27 @@ def test_each_texture_family_changes_the_background_but_not_its_setting_colours(
         means = np.array([im.reshape(-1, 3).mean(0) for im in images])
         assert all(np.abs(images[0] - im).mean() > 1 for im in images[1:])     # other surfaces
         assert np.abs(means - means.mean(0)).max() < 60                       # the same colours, roughly
+
+
+def test_varied_surfaces_vary_in_strength_per_image_and_still_repeat(tmp_path):
+    """Training renders (`varied_surfaces`) draw each surface's strength, so the contrast of one
+    setting in one family spreads far more across images than the fixed strength held-out sets use."""
+    from captioner.scenes.render import background
+
+    def contrast(varied: bool, seed: int) -> float:
+        image = background("snow", np.random.default_rng(seed), 64, "striped", varied)
+        return float(np.asarray(image.convert("L"), np.float32).std())
+    fixed, varied = [contrast(False, s) for s in range(16)], [contrast(True, s) for s in range(16)]
+    assert np.std(varied) > 2 * np.std(fixed)
+    again = [np.asarray(background("beach", np.random.default_rng(3), 64, "mottled", True)) for _ in range(2)]
+    assert np.array_equal(*again)
+    summaries = [render_dataset(tmp_path / name, 4, seed=2, image_size=96, varied_surfaces=True) for name in "ab"]
+    assert summaries[0]["varied_surfaces"] and digest(tmp_path / "a") == digest(tmp_path / "b")
+    render_dataset(tmp_path / "fixed", 4, seed=2, image_size=96)
+    assert digest(tmp_path / "fixed") != digest(tmp_path / "a")
+    from captioner.__main__ import main          # the command line renders the same training scenes
+    assert main(["scenes", "--out", str(tmp_path / "cli"), "--images", "4", "--seed", "2", "--size", "96",
+                 "--varied-surfaces"]) == 0
+    assert digest(tmp_path / "cli") == digest(tmp_path / "a")
+    instances = json.loads((tmp_path / "cli" / "instances.json").read_text())
+    assert all(image["varied_surfaces"] for image in instances["images"])

@@ -28,12 +28,13 @@ def glyph_sides(instances: int) -> tuple[float, float]:
     return {1: (0.32, 0.44), 2: (0.26, 0.36), 3: (0.22, 0.3), 4: (0.2, 0.28)}.get(instances, (0.17, 0.23))
 
 
-def make_scene(rng, size: int, families=TRAIN_FAMILIES) -> dict:
+def make_scene(rng, size: int, families=TRAIN_FAMILIES, varied: bool = False) -> dict:
     """-> {"image", "setting", "texture", "objects": [(coco category, box)], "captions": [5 strings]}.
-    The background's texture family is drawn from `families` (render.FAMILIES)."""
+    The background's texture family is drawn from `families` (render.FAMILIES); `varied`: its
+    surface strength and layering vary too (render.background)."""
     setting = tables.settings()[str(rng.choice(sorted(tables.settings())))]
     family = str(families[int(rng.integers(len(families)))])
-    image = background(setting.name, rng, size, family)
+    image = background(setting.name, rng, size, family, varied)
     actors = [a for a in tables.actors() if setting.name in a.settings]
     kinds = [o for o in tables.objects() if setting.name in o.settings]
     if actors and rng.random() < ACTOR_SHARE:
@@ -59,21 +60,24 @@ def make_scene(rng, size: int, families=TRAIN_FAMILIES) -> dict:
             start += c
         captions = object_captions(groups, setting, rng, size)
         objects = [(g.kind.coco_category, b) for g in groups for b in g.boxes]
-    return {"image": image, "setting": setting.name, "texture": family, "objects": objects, "captions": captions}
+    return {"image": image, "setting": setting.name, "texture": family, "varied_surfaces": varied,
+            "objects": objects, "captions": captions}
 
 
 def _render_one(job) -> dict:
-    out, seed, index, size, families = job
-    scene = make_scene(np.random.default_rng([seed, index]), size, families)
+    out, seed, index, size, families, varied = job
+    scene = make_scene(np.random.default_rng([seed, index]), size, families, varied)
     name = f"scene_{seed}_{index:06d}.jpg"
     scene.pop("image").save(Path(out) / "images" / name, quality=90)
     return {"file_name": name, **scene}
 
 
 def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_size: int = 256,
-                   families=TRAIN_FAMILIES) -> dict:
+                   families=TRAIN_FAMILIES, varied_surfaces: bool = False) -> dict:
     """`families`: the background texture families to draw from; the default leaves out
-    HELDOUT_FAMILY, which `families=(HELDOUT_FAMILY,)` renders alone to measure settings on it."""
+    HELDOUT_FAMILY, which `families=(HELDOUT_FAMILY,)` renders alone to measure settings on it.
+    `varied_surfaces`: the training recipe's surfaces of varied strength and layering
+    (render.background); held-out sets are rendered without, as they always were."""
     families = tuple(families)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
@@ -81,7 +85,7 @@ def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_si
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    jobs = [(str(out), seed, index, image_size, families) for index in range(n_images)]
+    jobs = [(str(out), seed, index, image_size, families, varied_surfaces) for index in range(n_images)]
     if workers > 1:
         with get_context("fork").Pool(workers) as pool:
             scenes = pool.map(_render_one, jobs, chunksize=64)
@@ -89,7 +93,8 @@ def render_dataset(out_dir, n_images: int, seed: int, workers: int = 1, image_si
         scenes = [_render_one(job) for job in jobs]
     _write_coco(out, scenes, image_size)
     seconds = time.perf_counter() - start
-    return {"out": str(out), "n_images": n_images, "seed": seed, "families": list(families), "seconds": round(seconds, 1),
+    return {"out": str(out), "n_images": n_images, "seed": seed, "families": list(families),
+            "varied_surfaces": varied_surfaces, "seconds": round(seconds, 1),
             "images_per_second": round(n_images / max(seconds, 1e-9), 1)}
 
 
@@ -105,7 +110,8 @@ def _write_coco(out: Path, scenes: list[dict], size: int) -> None:
                    "bbox": [int(v) for v in box]} for n, (name, box) in enumerate(scene["objects"], start=1)]
     categories = [{"id": tables.COCO_IDS[name], "name": name}
                   for name in sorted({o.coco_category for o in tables.objects()}, key=tables.COCO_IDS.get)]
-    with_setting = [{**entry, "setting": scene["setting"], "texture": scene["texture"]}
+    with_setting = [{**entry, "setting": scene["setting"], "texture": scene["texture"],
+                     "varied_surfaces": scene["varied_surfaces"]}
                     for entry, scene in zip(images, scenes)]
     (out / "captions.json").write_text(json.dumps({"images": images, "annotations": captions}))
     (out / "instances.json").write_text(json.dumps({"images": with_setting, "categories": categories,

@@ -158,14 +158,35 @@ BACKGROUNDS = {"grass": _grass, "beach": _beach, "water": _water, "snow": _snow,
                "sky": _sky, "table": _table, "room": _room}
 
 
-def background(setting: str, rng, size: int, family: str = "smooth") -> Image.Image:
-    """A setting's background with one texture family's surface, its colours jittered per image."""
+def _surface(rng, size: int, texture, varied: bool) -> np.ndarray:
+    """A family's surface as a shading field around 0: at strength 0.35, strong enough to be seen,
+    or (`varied`) at a strength drawn per image, half the time with a second family's over it."""
+    if not varied:
+        return 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5)
+    strength = rng.uniform(0.1, 0.7)
+    surface = texture(rng, size, int(rng.integers(4, 12))) - 0.5
+    if rng.random() < 0.5:
+        other = TEXTURES[TRAIN_FAMILIES[int(rng.integers(len(TRAIN_FAMILIES)))]]
+        surface = 0.6 * surface + 0.6 * (other(rng, size, int(rng.integers(4, 12))) - 0.5)
+    return strength * surface
+
+
+def background(setting: str, rng, size: int, family: str = "smooth", varied: bool = False) -> Image.Image:
+    """A setting's background with one texture family's surface, its colours jittered per image.
+
+    `varied` (training renders, `make model --varied-surfaces 1`): the surface's strength is drawn
+    per image and half the time a second training family's surface lies over it, so no one strength
+    or pattern stands for a setting. The photo composites teach that patterned surfaces are fields
+    and floors: trained beside them, a model read a held-out family's beaches and roads as grass,
+    and varied surfaces took back about half of what that cost (docs/measurements.md). Held-out
+    renders keep one strength, as they always have.
+    """
     if family not in TEXTURES:
         raise ValueError(f"unknown texture family {family!r}: choose one of {', '.join(FAMILIES)}")
     texture = TEXTURES[family]
     image = BACKGROUNDS[setting](rng, size, texture)   # the setting's own noise is the family's too
-    if family != "smooth":   # the family's surface, strong enough to be seen, over the setting's own
-        image = _shade(image, 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5))
+    if family != "smooth":   # the family's surface over the setting's own
+        image = _shade(image, _surface(rng, size, texture, varied))
     tint = rng.uniform(0.92, 1.08, 3) * rng.uniform(0.85, 1.15)   # colour cast and brightness
     return Image.fromarray(np.clip(image * tint, 0, 255).astype(np.uint8))
 
