@@ -106,6 +106,8 @@ def cmd_scenes(args) -> int:
     from .scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
     families = args.textures.split(",") if args.textures else \
         ((HELDOUT_FAMILY,) if args.heldout_texture else TRAIN_FAMILIES)
+    if args.heldout_texture and args.varied_surfaces:   # held-out sets are measured on fixed surfaces
+        raise SystemExit("scenes: --varied-surfaces is for training renders, not --heldout-texture")
     try:
         summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size,
                                  families=families, varied_surfaces=args.varied_surfaces)

@@ -125,7 +125,7 @@ def main() -> None:
         earlier = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
         return finish(args, work, timings, start - sum(earlier.values()))
     timed("render_scenes", lambda: render_dataset(scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers,
-                                                          varied_surfaces=bool(args.varied_surfaces)))
+                                                  varied_surfaces=bool(args.varied_surfaces)))
     timed("render_photos", lambda: render_photos(photos_dir, args.photo_images, TRAIN_SEED, split="train",
                                                  workers=args.workers))
     timed("render_heldout", lambda: (
@@ -481,7 +481,7 @@ things outside the nouns above get the nearest noun it knows, often wrongly. It 
 knows few kinds of place. For general photos, train on MS-COCO (README, "Training on MS-COCO").
 
 ## Data and licences
-- Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes{" --varied-surfaces" if surfaces else ""}`),
+- Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes{" --varied-surfaces" if extra.get("varied_surfaces") else ""}`),
   five captions each. Glyphs: Noto Color Emoji (Google), SIL Open Font License 1.1 (font) /
   Apache-2.0 (image resources).
 - Photo world: {extra['photo_images']} composites with seed {TRAIN_SEED} (`python -m captioner photos --split train`),

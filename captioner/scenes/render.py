@@ -160,26 +160,25 @@ BACKGROUNDS = {"grass": _grass, "beach": _beach, "water": _water, "snow": _snow,
 
 def _surface(rng, size: int, texture, varied: bool) -> np.ndarray:
     """A family's surface as a shading field around 0: at strength 0.35, strong enough to be seen,
-    or (`varied`) at a strength drawn per image, half the time with a second family's over it."""
+    or (`varied`) at a strength drawn per image, half the time with a second surface drawn from the
+    training families (the same family or smooth noise now and then) laid over it."""
+    field = lambda family: family(rng, size, int(rng.integers(4, 12))) - 0.5
     if not varied:
-        return 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5)
+        return 0.35 * field(texture)
     strength = rng.uniform(0.1, 0.7)
-    surface = texture(rng, size, int(rng.integers(4, 12))) - 0.5
+    surface = field(texture)
     if rng.random() < 0.5:
-        other = TEXTURES[TRAIN_FAMILIES[int(rng.integers(len(TRAIN_FAMILIES)))]]
-        surface = 0.6 * surface + 0.6 * (other(rng, size, int(rng.integers(4, 12))) - 0.5)
+        surface = 0.6 * surface + 0.6 * field(TEXTURES[TRAIN_FAMILIES[int(rng.integers(len(TRAIN_FAMILIES)))]])
     return strength * surface
 
 
 def background(setting: str, rng, size: int, family: str = "smooth", varied: bool = False) -> Image.Image:
     """A setting's background with one texture family's surface, its colours jittered per image.
 
-    `varied` (training renders, `make model --varied-surfaces 1`): the surface's strength is drawn
-    per image and half the time a second training family's surface lies over it, so no one strength
-    or pattern stands for a setting. The photo composites teach that patterned surfaces are fields
-    and floors: trained beside them, a model read a held-out family's beaches and roads as grass,
-    and varied surfaces took back about half of what that cost (docs/measurements.md). Held-out
-    renders keep one strength, as they always have.
+    `varied` (training renders, `make model --varied-surfaces 1`): no one strength or pattern of
+    surface stands for a setting. The photo composites teach the decoder that patterned surfaces
+    are fields and floors, which this offsets in part (docs/measurements.md, "Why the held-out
+    texture failed"). Held-out renders keep the fixed strength, so their images never change.
     """
     if family not in TEXTURES:
         raise ValueError(f"unknown texture family {family!r}: choose one of {', '.join(FAMILIES)}")
