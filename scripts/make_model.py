@@ -204,7 +204,7 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     config = CheckpointConfig.from_dict(json.loads((run / "config.json").read_text()))
     history = json.loads((run / TRAIN_STATE).read_text())["history"]
     extra = {"texture_family": HELDOUT_FAMILY, **rendered_recipe(work), "calibration": calibration,
-             "composites_by_head": recall_by_head(photos.get("per_noun", {}))}
+             "composites_by_head": recall_by_head(photos.get("per_noun", {}), captioner)}
     (run / "model_card.md").write_text(model_card(config.train, config.model, captioner, history, figures,
                                                   timings, args, texture, photos, validation, extra)
                                        + familiarity_section(familiar))
@@ -216,15 +216,18 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     print(json.dumps(everything))
 
 
-def recall_by_head(per_noun: dict) -> dict:
-    """Held-out composites' object recall over nouns some ImageNet class names and over those none
-    does: what the classifier's prior can carry to unseen cut-outs, and what only the decoder's
-    memory of one or two training cut-outs a noun can."""
-    from captioner.imagenet_words import names
+def recall_by_head(per_noun: dict, captioner) -> dict:
+    """Held-out composites' object recall over nouns some ImageNet class names (in the model's own
+    word map) and over those none does: what the classifier's prior can carry to unseen cut-outs,
+    and what only the decoder's memory of one or two training cut-outs a noun can."""
+    import numpy as np
+    from captioner.imagenet_words import mapped
+    model = captioner.checkpoint.model
+    word_map = model.word_map.numpy() if model.uses_words else np.zeros((1000, len(captioner.vocab)), np.float32)
     groups = {"named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0},
               "not_named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0}}
     for noun, tally in per_noun.items():
-        named = any(names(c, noun) for c in range(1000))
+        named = mapped(word_map, captioner.vocab, noun)
         group = groups["named_by_imagenet" if named else "not_named_by_imagenet"]
         group["nouns"].append(noun)
         group["recalled"] += tally["recalled"]
@@ -453,7 +456,8 @@ supervised with the boxes on noun steps: weight {train_config.attention_supervis
 {counting}The encoder's own ImageNet classifier (Lite0's frozen head on the mean-pooled features): {head},
 embedded, start the GRU state and go into every step (`imagenet_head = "{model_config.imagenet_head}"`).
 Word prior (`imagenet_words = {str(model_config.imagenet_words).lower()}`): a fixed map from the 1000
-classes to the caption nouns they name (WordNet 3.0 hypernyms, assets/encoders/imagenet_words.json)
+classes to the caption nouns they name (WordNet 3.0 hypernyms, assets/encoders/imagenet_words.json,
+with corrections by hand in captioner/imagenet_words.py)
 turns the class probabilities into a mass per word, which a gate learnt at every step adds to the
 logits: the decoder decides, word by word, when the classifier's opinion counts. The prior is
 `word_prior = "{model_config.word_prior}"`: {prior_where}.

@@ -78,6 +78,24 @@ def test_the_word_map_takes_classes_to_the_nouns_they_name():
     assert matrix[:, vocab.index["a"]].sum() == 0
 
 
+def test_the_word_map_corrections_name_the_everyday_word_and_drop_other_senses():
+    from collections import Counter
+    from captioner.imagenet_words import ALSO_NAMES, NOT_NAMES, _table, names, world_nouns
+    first_names = Counter(_table()[str(c)]["own"][0] for c in range(1000))
+    index = {name: c for c, name in ((c, _table()[str(c)]["own"][0]) for c in range(1000))}
+    nouns = {noun for noun, _ in world_nouns()}
+    for table, expected in ((ALSO_NAMES, True), (NOT_NAMES, False)):
+        for name, words in table.items():
+            assert first_names[name] == 1, f"{name!r} must name exactly one class"
+            for word in words:
+                assert word in nouns, f"{word!r} is no noun of the two worlds"
+                assert names(index[name], word) is expected, (name, word)
+    # The rule without corrections gets these wrong; the corrections do not touch the rest.
+    assert names(index["ox"], "cow") and names(index["hen"], "chicken") and not names(index["hen"], "cow")
+    assert not names(index["hippopotamus"], "horse") and names(index["sorrel"], "horse")
+    assert names(index["hippopotamus"], "hippo") and not names(index["sea lion"], "lion") and names(index["lion"], "lion")
+
+
 @pytest.mark.parametrize("where, counts", [("image", False), ("attended", False), ("attended", True)])
 def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, counts):
     from captioner.checkpoint import load_checkpoint
