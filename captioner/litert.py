@@ -13,8 +13,9 @@ converted loop gives the same words about 3x faster. Sampling, beam search and b
 TensorFlow.
 
 The converted models are cached (keyed by what they were made from and the TensorFlow version) in
-$CAPTIONER_CACHE, else ~/.cache/captioner. Without `ai-edge-litert` installed, or with
-CAPTIONER_LITERT=0, nothing here is used and the encoder runs on TensorFlow.
+$CAPTIONER_CACHE, else ~/.cache/captioner, the newest KEEP_PER_KIND of each kind. Without
+`ai-edge-litert` installed, or with CAPTIONER_LITERT=0, nothing here is used and the encoder runs
+on TensorFlow.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from . import quiet_stderr
 
 log = logging.getLogger("captioner.litert")
 GRAPH_SOURCES = ("model.py", "decoding.py", "litert.py")   # what the greedy flatbuffer is traced from
+# Conversions of one kind kept in the cache: each retrained model (or changed decoder source) adds a
+# ~24 MB greedy flatbuffer; past this many the oldest conversions go (a later load converts again).
+KEEP_PER_KIND = 4
 
 
 def available() -> bool:
@@ -144,10 +148,23 @@ def _cached(name: str, key: str, convert_now, load):
     try:
         if not path.is_file():
             _write_atomically(path, convert_now())
+            _prune(name, keep=KEEP_PER_KIND)
         return load(path)
     except Exception as error:
         log.warning("LiteRT %s unavailable, using TensorFlow: %s: %s", name, type(error).__name__, error)
         return None
+
+
+def _prune(name: str, keep: int) -> None:
+    """Delete all but the `keep` newest flatbuffers of one kind (a file another process still has
+    open stays readable to it; one about to be loaded is converted again)."""
+    def written(path):
+        try:
+            return path.stat().st_mtime_ns
+        except FileNotFoundError:   # pruned by another process meanwhile
+            return 0
+    for old in sorted(cache_folder().glob(f"{name}_*.tflite"), key=written, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def convert(encoder) -> bytes:

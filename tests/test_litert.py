@@ -50,6 +50,26 @@ def test_the_conversion_is_cached(models):
     assert Captioner.load().greedy_on_litert.path == greedy and greedy.stat().st_mtime_ns == before
 
 
+def test_old_conversions_are_pruned_and_other_kinds_kept(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
+    folder = litert.cache_folder()
+    folder.mkdir(parents=True)
+    old = [folder / f"greedy_old{i}.tflite" for i in range(litert.KEEP_PER_KIND + 2)]
+    encoder = folder / "efficientnet_lite0_256px_old.tflite"
+    for age, path in enumerate([encoder, *old]):
+        path.write_bytes(b"x")
+        os.utime(path, ns=(10**18 + age * 10**9,) * 2)   # the later in the list, the newer
+    new = litert._cached("greedy", "a new model", lambda: b"flatbuffer", lambda path: path)
+    assert new.read_bytes() == b"flatbuffer"
+    kept = sorted(p.name for p in folder.glob("greedy_*.tflite"))
+    assert kept == sorted([new.name] + [p.name for p in old[-(litert.KEEP_PER_KIND - 1):]])
+    assert encoder.is_file()
+    # Loading what is cached converts and prunes nothing.
+    assert litert._cached("greedy", "a new model", lambda: pytest.fail("converted again"), lambda p: p) == new
+    assert sorted(p.name for p in folder.glob("greedy_*.tflite")) == kept
+
+
 def test_a_changed_decoder_source_is_converted_again(models, monkeypatch):
     """The greedy flatbuffer is traced from model.py and decoding.py too: the same weights with a
     changed step must not reuse the file traced from the old code."""
