@@ -103,6 +103,9 @@ def main() -> None:
                              "(render.background; held-out sets unchanged)")
     parser.add_argument("--finish-only", action="store_true",
                         help="skip rendering and training: calibrate, evaluate and ship the run already in --work")
+    parser.add_argument("--rebuild-word-map", action="store_true",
+                        help="with --finish-only: first rebuild the trained run's ImageNet word map from today's "
+                             "table (captioner/imagenet_words.py); the gate stays as trained")
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
     parser.add_argument("--validation-photos", default=str(ROOT / "data" / "validation"))
     args = parser.parse_args()
@@ -121,6 +124,8 @@ def main() -> None:
     train_dir, run = work / "train", work / "run"
 
     timed = _timer(timings)
+    if args.rebuild_word_map and not args.finish_only:
+        parser.error("--rebuild-word-map goes with --finish-only (a run trained now uses today's map)")
     if args.finish_only:   # the stages before, as the run that trained measured them
         earlier = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
         return finish(args, work, timings, start - sum(earlier.values()))
@@ -184,6 +189,8 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     calibration_scenes = work / "calibration_scenes"
     train_dir, run = work / "train", work / "run"
     timed = _timer(timings)
+    if args.rebuild_word_map:
+        timed("rebuild_word_map", lambda: rebuild_word_map(run))
     timed("render_calibration", lambda: render_dataset(calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
                                                        workers=args.workers))
     calibration = timed("calibrate_word_prior", lambda: calibrate_word_prior(
@@ -204,7 +211,8 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     config = CheckpointConfig.from_dict(json.loads((run / "config.json").read_text()))
     history = json.loads((run / TRAIN_STATE).read_text())["history"]
     extra = {"texture_family": HELDOUT_FAMILY, **rendered_recipe(work), "calibration": calibration,
-             "composites_by_head": recall_by_head(photos.get("per_noun", {}), captioner)}
+             "composites_by_head": recall_by_head(photos.get("per_noun", {}), captioner),
+             "word_map_rebuilt": json.loads((run / REBUILT_MARK).read_text()) if (run / REBUILT_MARK).is_file() else None}
     (run / "model_card.md").write_text(model_card(config.train, config.model, captioner, history, figures,
                                                   timings, args, texture, photos, validation, extra)
                                        + familiarity_section(familiar))
@@ -214,6 +222,38 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     ship(run, ROOT / args.out)
     ship_examples(heldout_dir, photos_heldout_dir, Path(args.validation_photos), ROOT / args.examples)
     print(json.dumps(everything))
+
+
+REBUILT_MARK = "word_map_rebuilt.json"   # in a run whose map was rebuilt after training
+
+
+def rebuild_word_map(run: Path) -> None:
+    """Write the run's checkpoint again with its class -> word map made from today's table: the map
+    is a fixed table, not learnt, so corrections to it reach a trained model; the card says so."""
+    from captioner.checkpoint import load_checkpoint, save_checkpoint
+    from captioner.imagenet_words import word_map
+    checkpoint = load_checkpoint(run)
+    if not checkpoint.model.uses_words:
+        raise SystemExit(f"{run}: the model has no word prior (imagenet_words) to rebuild")
+    kept = {name: (run / name).read_bytes() for name in ("train_state.json", "optimizer.npz", "loss_curve.png",
+                                                         "familiarity.npz", "heldout_figures.json",
+                                                         "validation_captions.jsonl") if (run / name).is_file()}
+    old = checkpoint.model.word_map.numpy()
+    checkpoint.model.word_map.assign(word_map(checkpoint.vocab))
+    save_checkpoint(run, checkpoint.model, checkpoint.vocab, checkpoint.config, checkpoint.card)
+    for name, data in kept.items():
+        (run / name).write_bytes(data)
+    changed = int((old != checkpoint.model.word_map.numpy()).sum())
+    (run / REBUILT_MARK).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cells_changed": changed}) + "\n")
+    print(f"[make model] word map rebuilt: {changed} (class, word) cells changed", flush=True)
+
+
+def rebuilt_text(rebuilt: dict | None) -> str:
+    if not rebuilt:
+        return ""
+    return (f"The map was rebuilt after training with the table's hand corrections of {rebuilt['date']} "
+            f"({rebuilt['cells_changed']} (class, word) cells changed, `scripts/make_model.py --finish-only "
+            "--rebuild-word-map`); the gate was trained with the map before them.\n")
 
 
 def recall_by_head(per_noun: dict, captioner) -> dict:
@@ -461,7 +501,7 @@ with corrections by hand in captioner/imagenet_words.py)
 turns the class probabilities into a mass per word, which a gate learnt at every step adds to the
 logits: the decoder decides, word by word, when the classifier's opinion counts. The prior is
 `word_prior = "{model_config.word_prior}"`: {prior_where}.
-{calibration_text(extra.get("calibration") or {})}
+{rebuilt_text(extra.get("word_map_rebuilt"))}{calibration_text(extra.get("calibration") or {})}
 Every caption still comes from the attention decoder, word by word, each word with its heatmap.
 Vocabulary: {len(captioner.vocab)} words. Checkpoint: model.weights.h5 (the frozen head included).
 
