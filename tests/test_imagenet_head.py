@@ -149,3 +149,34 @@ def test_the_attended_prior_is_the_head_on_the_attended_cells():
 def tf_softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_make_model_rebuilds_a_trained_runs_word_map_and_keeps_the_rest(coco_fixture, tmp_path, monkeypatch):
+    """`make_model.py --finish-only --rebuild-word-map`: the map is a fixed table, so a trained run
+    can take today's; every learnt weight and the run's training files stay as they were."""
+    import sys
+    from pathlib import Path
+    from captioner.checkpoint import load_checkpoint, save_checkpoint
+    from captioner.imagenet_words import word_map
+    from captioner.train import train
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    import make_model
+    captions, images = coco_fixture
+    out = tmp_path / "run"
+    train(TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=1, batch_size=8,
+                      val_fraction=0.2),
+          ModelConfig(embedding_dim=16, units=32, max_length=8, imagenet_head="softmax", imagenet_words=True),
+          tmp_path / "cache", progress=False)
+    stale = load_checkpoint(out)   # as if trained with a wrong table: every class names every word
+    stale.model.word_map.assign(np.ones_like(stale.model.word_map.numpy()))
+    save_checkpoint(out, stale.model, stale.vocab, stale.config, stale.card, train_state={"history": []})
+    make_model.rebuild_word_map(out)
+    rebuilt = load_checkpoint(out)
+    expected = word_map(rebuilt.vocab)
+    np.testing.assert_array_equal(rebuilt.model.word_map.numpy(), expected)
+    for old, new in zip(stale.model.trainable_weights, rebuilt.model.trainable_weights):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
+    assert (out / "train_state.json").is_file()
+    mark = json.loads((out / make_model.REBUILT_MARK).read_text())
+    assert mark["cells_changed"] == int((expected != 1).sum()) > 0
+    assert "rebuilt after training" in make_model.rebuilt_text(mark) and make_model.rebuilt_text(None) == ""
