@@ -148,22 +148,24 @@ def _cached(name: str, key: str, convert_now, load):
     try:
         if not path.is_file():
             _write_atomically(path, convert_now())
-            _prune(name, keep=KEEP_PER_KIND)
+            _prune(name, keep=KEEP_PER_KIND, spare=path)
         return load(path)
     except Exception as error:
         log.warning("LiteRT %s unavailable, using TensorFlow: %s: %s", name, type(error).__name__, error)
         return None
 
 
-def _prune(name: str, keep: int) -> None:
-    """Delete all but the `keep` newest flatbuffers of one kind (a file another process still has
-    open stays readable to it; one about to be loaded is converted again)."""
+def _prune(name: str, keep: int, spare: Path) -> None:
+    """Delete all but the `keep` newest flatbuffers of one kind, never `spare` (the one just made).
+    A file another process has loaded stays readable to it; one it is about to load fails there,
+    and that process serves on TensorFlow with a warning."""
     def written(path):
         try:
             return path.stat().st_mtime_ns
         except FileNotFoundError:   # pruned by another process meanwhile
             return 0
-    for old in sorted(cache_folder().glob(f"{name}_*.tflite"), key=written, reverse=True)[keep:]:
+    kind = [p for p in cache_folder().glob(f"{name}_*.tflite") if len(p.stem) == len(name) + 17 and p != spare]
+    for old in sorted(kind, key=written, reverse=True)[keep - 1:]:
         old.unlink(missing_ok=True)
 
 

@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
     parser.add_argument("--validation-photos", default=str(ROOT / "data" / "validation"))
     args = parser.parse_args()
+    if args.rebuild_word_map and not args.finish_only:
+        parser.error("--rebuild-word-map goes with --finish-only (a run trained now uses today's map)")
     import captioner
     captioner.import_tensorflow_quietly()
     from captioner.config import ModelConfig, TrainConfig
@@ -124,8 +126,6 @@ def main() -> None:
     train_dir, run = work / "train", work / "run"
 
     timed = _timer(timings)
-    if args.rebuild_word_map and not args.finish_only:
-        parser.error("--rebuild-word-map goes with --finish-only (a run trained now uses today's map)")
     if args.finish_only:   # the stages before, as the run that trained measured them
         earlier = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
         return finish(args, work, timings, start - sum(earlier.values()))
@@ -228,32 +228,37 @@ REBUILT_MARK = "word_map_rebuilt.json"   # in a run whose map was rebuilt after 
 
 
 def rebuild_word_map(run: Path) -> None:
-    """Write the run's checkpoint again with its class -> word map made from today's table: the map
-    is a fixed table, not learnt, so corrections to it reach a trained model; the card says so."""
-    from captioner.checkpoint import load_checkpoint, save_checkpoint
+    """Replace the run's weights file with one whose class -> word map comes from today's table: the
+    map is a fixed table, not learnt, so corrections to it reach a trained model; the card says so.
+    Only the weights file changes (written beside it, then moved over it)."""
+    import os
+    from captioner.checkpoint import WEIGHTS, load_checkpoint
     from captioner.imagenet_words import word_map
     checkpoint = load_checkpoint(run)
     if not checkpoint.model.uses_words:
         raise SystemExit(f"{run}: the model has no word prior (imagenet_words) to rebuild")
-    kept = {name: (run / name).read_bytes() for name in ("train_state.json", "optimizer.npz", "loss_curve.png",
-                                                         "familiarity.npz", "heldout_figures.json",
-                                                         "validation_captions.jsonl") if (run / name).is_file()}
     old = checkpoint.model.word_map.numpy()
     checkpoint.model.word_map.assign(word_map(checkpoint.vocab))
-    save_checkpoint(run, checkpoint.model, checkpoint.vocab, checkpoint.config, checkpoint.card)
-    for name, data in kept.items():
-        (run / name).write_bytes(data)
     changed = int((old != checkpoint.model.word_map.numpy()).sum())
-    (run / REBUILT_MARK).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cells_changed": changed}) + "\n")
     print(f"[make model] word map rebuilt: {changed} (class, word) cells changed", flush=True)
+    if changed == 0:   # already today's map: keep the mark of the rebuild that changed it
+        return
+    partial = run / "rebuilding.weights.h5"
+    checkpoint.model.save_weights(str(partial))
+    os.replace(partial, run / WEIGHTS)
+    mark = run / REBUILT_MARK
+    rebuilds = json.loads(mark.read_text())["rebuilds"] if mark.is_file() else []
+    rebuilds.append({"date": time.strftime("%Y-%m-%d"), "cells_changed": changed})
+    mark.write_text(json.dumps({"rebuilds": rebuilds}) + "\n")
 
 
 def rebuilt_text(rebuilt: dict | None) -> str:
     if not rebuilt:
         return ""
-    return (f"The map was rebuilt after training with the table's hand corrections of {rebuilt['date']} "
-            f"({rebuilt['cells_changed']} (class, word) cells changed, `scripts/make_model.py --finish-only "
-            "--rebuild-word-map`); the gate was trained with the map before them.\n")
+    when = "; ".join(f"{r['date']}, {r['cells_changed']} (class, word) cells changed" for r in rebuilt["rebuilds"])
+    return (f"The map was rebuilt after training with the table's hand corrections ({when}; "
+            "`scripts/make_model.py --finish-only --rebuild-word-map`); the gate was trained with the map "
+            "before them.\n")
 
 
 def recall_by_head(per_noun: dict, captioner) -> dict:

@@ -55,8 +55,8 @@ def test_old_conversions_are_pruned_and_other_kinds_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path))
     folder = litert.cache_folder()
     folder.mkdir(parents=True)
-    old = [folder / f"greedy_old{i}.tflite" for i in range(litert.KEEP_PER_KIND + 2)]
-    encoder = folder / "efficientnet_lite0_256px_old.tflite"
+    old = [folder / f"greedy_{i:016x}.tflite" for i in range(litert.KEEP_PER_KIND + 2)]
+    encoder = folder / f"efficientnet_lite0_256px_{0:016x}.tflite"
     for age, path in enumerate([encoder, *old]):
         path.write_bytes(b"x")
         os.utime(path, ns=(10**18 + age * 10**9,) * 2)   # the later in the list, the newer
