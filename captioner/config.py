@@ -58,6 +58,15 @@ class ModelConfig:
     # 8 is what checkpoints saved before this field existed used; `make model` trains at 16 and
     # calibrates the scale it decodes with.
     word_prior_scale: float = 8.0
+    # With the attended prior: each ImageNet class speaks once per caption. A class that named a word
+    # the caption has said ("cat") adds nothing more to any word ("cat", "cats"), so a loud prior
+    # cannot make the decoder say the same thing again ("a cat in a cat a cat ..."); the captions of
+    # both worlds never name one thing twice. Carried in the decoder state, (B, 1000) spent classes.
+    word_prior_once: bool = False
+    # Whether the prior speaks to a caption's first word (the step after <start>). No caption of
+    # either world starts with a noun ("a", "two", "there", "a picture of"), and a loud prior there
+    # writes "apple picture of a mango".
+    word_prior_first_word: bool = True
 
 
 @dataclass

@@ -9,6 +9,9 @@ import keras
 import tensorflow as tf
 
 from .config import ModelConfig
+from .vocab import SPECIALS, START
+
+START_ID = SPECIALS.index(START)   # every vocabulary's <start> (Vocabulary checks the specials' ids)
 
 IMAGENET_CLASSES = 1000
 
@@ -58,6 +61,7 @@ class ShowAttendTell(keras.Model):
     (greedy, sampling, beam reordering) carry them without knowing they are there. With
     `word_prior = "attended"` the grid features ride at the end of the attention keys,
     (B, N, U + C), for the same reason: each step's prior is the head on what that step attends to.
+    With `word_prior_once` the classes already spent ride at the very end of the state, (B, ... + 1000).
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
@@ -76,6 +80,9 @@ class ShowAttendTell(keras.Model):
         self.uses_words = config.imagenet_words
         if self.uses_words and not self.uses_imagenet:
             raise ValueError("imagenet_words needs imagenet_head (softmax or logits)")
+        self.prior_once = config.word_prior_once
+        if self.prior_once and not (self.uses_words and config.word_prior == "attended"):
+            raise ValueError('word_prior_once needs imagenet_words with word_prior = "attended"')
         if self.uses_words:
             self.word_gate = keras.layers.Dense(1, name="imagenet_word_gate")
         if self.uses_imagenet:
@@ -120,11 +127,16 @@ class ShowAttendTell(keras.Model):
             hidden = self.init_hidden(summary)                     # (B, U)
         if self.uses_imagenet:
             hidden = tf.concat([hidden, evidence], axis=-1)        # (B, U + I): carried unchanged
+        if self.prior_once:                                        # no class has spoken yet
+            hidden = tf.concat([hidden, tf.zeros([tf.shape(features)[0], IMAGENET_CLASSES])], axis=-1)
         return projected, keys, hidden
 
     def step(self, tokens, hidden, projected, keys, training=False):
         """One decoder step: previous word ids (B,) -> logits (B, V), new hidden, attention (B, N)."""
         extra = []
+        if self.prior_once:   # the classes that named a word already said, updated with the last word
+            hidden, spent = hidden[:, :-IMAGENET_CLASSES], hidden[:, -IMAGENET_CLASSES:]
+            spent = tf.maximum(spent, tf.transpose(tf.gather(self.word_map, tokens, axis=1)))   # (B, 1000)
         if self.uses_imagenet:                                    # the evidence rides at the state's end
             units = self.config.units
             hidden, evidence = hidden[:, :units], hidden[:, units:]
@@ -152,10 +164,15 @@ class ShowAttendTell(keras.Model):
                 # The head is linear and the weights sum to 1, so the head on the attended mix of
                 # cells is the attended mix of the cells' logits: one head a step, not one per cell (N = 64).
                 attended = self.imagenet_fc(tf.einsum("bn,bnc->bc", weights, cells))   # (B, 1000)
-                mass = self.word_mass(tf.nn.softmax(attended, axis=-1))               # (B, V)
+                probs = tf.nn.softmax(attended, axis=-1)
+                mass = self.word_mass(probs * (1.0 - spent) if self.prior_once else probs)   # (B, V)
             else:
                 mass = evidence[:, self.config.embedding_dim:]
+            if not self.config.word_prior_first_word:
+                mass *= tf.cast(tokens != START_ID, mass.dtype)[:, None]
             logits += self.config.word_prior_scale * tf.nn.softplus(self.word_gate(deep)) * mass
+        if self.prior_once:
+            hidden = tf.concat([hidden, spent], axis=-1)
         return logits, hidden, weights
 
     def call(self, inputs, training=False):

@@ -72,6 +72,37 @@ def main_subject_recall(captions: dict[str, str], labels: list[dict], vocabulary
     return figures
 
 
+def noun_forms(pairs) -> dict[tuple[str, ...], str]:
+    """{words of a form: noun} for (noun, plural) pairs: ("pairs", "of", "scissors") -> pair of scissors."""
+    return {tuple(tokenize(form)): noun for noun, plural in pairs for form in (noun, plural)}
+
+
+def nouns_said(caption: str, forms: dict[tuple[str, ...], str]) -> tuple[list[str], bool]:
+    """-> (the nouns a caption names, in order, the longest form first: "traffic cone" is not
+    "cone"; whether its first word starts one)."""
+    words, said, at, longest = tokenize(caption), [], 0, max(map(len, forms), default=0)
+    starts_with_noun = False
+    while at < len(words):
+        for size in range(min(longest, len(words) - at), 0, -1):
+            noun = forms.get(tuple(words[at:at + size]))
+            if noun is not None:
+                said.append(noun)
+                starts_with_noun |= at == 0
+                at += size
+                break
+        else:
+            at += 1
+    return said, starts_with_noun
+
+
+def broken_caption(caption: str, forms: dict[tuple[str, ...], str]) -> bool:
+    """True when a caption starts with a noun or names one noun twice (either form): what a word
+    prior decoded too loud writes ("apple apple in a room", "a cat in a cat a cat ..."); no caption
+    of either world does either. `forms` from noun_forms."""
+    said, starts_with_noun = nouns_said(caption, forms)
+    return starts_with_noun or len(said) != len(set(said))
+
+
 def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 16, **decoding) -> dict[str, str]:
     """{file: caption} for every labelled photo found under photos_dir (missing ones are skipped)."""
     files = [photo["file"] for photo in labels if (Path(photos_dir) / photo["file"]).is_file()]

@@ -96,6 +96,14 @@ def main() -> None:
                         help="where the word prior looks: the whole image or the attended cells (ModelConfig.word_prior)")
     parser.add_argument("--word-prior-scale", type=float, default=RECIPE_WORD_PRIOR_SCALE,
                         help="ModelConfig.word_prior_scale in training (decoding's is calibrated after)")
+    # A loud prior (the calibrated scale) otherwise repeats itself ("a cat in a cat a cat ...") and
+    # puts a noun first ("apple picture of a mango"): measured in docs/measurements.md.
+    parser.add_argument("--word-prior-once", type=int, default=1, choices=(0, 1),
+                        help="1: each ImageNet class speaks once per caption (ModelConfig.word_prior_once); "
+                             "with --finish-only, applied to the trained run for decoding")
+    parser.add_argument("--word-prior-first-word", type=int, default=0, choices=(0, 1),
+                        help="0: the prior is silent on a caption's first word (ModelConfig.word_prior_first_word); "
+                             "with --finish-only, applied to the trained run for decoding")
     parser.add_argument("--attention-count", type=int, default=0, choices=(0, 1),
                         help="1: each step also gets how many cells match what it attends to (ModelConfig.attention_count)")
     parser.add_argument("--varied-surfaces", type=int, default=0, choices=(0, 1),
@@ -154,7 +162,7 @@ def main() -> None:
     model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head,
                                imagenet_words=bool(args.imagenet_words) and args.imagenet_head != "none",
                                word_prior=args.word_prior, word_prior_scale=args.word_prior_scale,
-                               attention_count=bool(args.attention_count))
+                               attention_count=bool(args.attention_count), **prior_rules(args))
     # Box supervision finds the nouns of both worlds in the captions.
     known = {**category_phrases(), **dict(photo_noun_phrases())}
     timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
@@ -194,7 +202,7 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     timed("render_calibration", lambda: render_dataset(calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
                                                        workers=args.workers))
     calibration = timed("calibrate_word_prior", lambda: calibrate_word_prior(
-        run, args.word_prior_scale, calibration_scenes, args.labels, _validation_photos(args)))
+        run, args.word_prior_scale, calibration_scenes, args.labels, _validation_photos(args), prior_rules(args)))
     captioner = Captioner.load(run)
     held = lambda folder, **kw: evaluate(captioner, folder / "captions.json", folder / "images",
                                          folder / "instances.json", **kw)
@@ -292,28 +300,45 @@ def _timer(timings: dict):
     return timed
 
 
-def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, photos_dir) -> dict:
-    """Pick the word prior's scale for decoding.
+def prior_rules(args) -> dict:
+    """The word prior's rules of speech (ModelConfig fields), for a model with the attended prior."""
+    if not (args.imagenet_words and args.imagenet_head != "none" and args.word_prior == "attended"):
+        return {}
+    return {"word_prior_once": bool(args.word_prior_once), "word_prior_first_word": bool(args.word_prior_first_word)}
+
+
+def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, photos_dir, rules: dict) -> dict:
+    """Pick the word prior's scale for decoding (and apply `rules`, the prior's rules of speech).
+
 
     The gate is learnt at the training scale while the decoder learns to lean on its own words for
     the cut-outs it memorises, so on things it has not seen the prior is under-used. Among multiples
     of the trained scale, keep the one that names the main subject of the most calibration photos (the
     CALIBRATION_SOURCE part of the hand-labelled real photos: the only real photographs there are to
     choose on) whose recall on emoji calibration scenes (a seed of their own) stays at or above
-    CALIBRATION_EMOJI_FLOOR; ties go to the smaller scale. The model card reports
-    real-photo recall on the other photos too, which no choice has seen. Writes run/config.json."""
+    CALIBRATION_EMOJI_FLOOR and whose calibration captions break (subjects.broken_caption: a noun
+    first or twice) no more often than at the trained scale; ties go to the smaller scale. The model
+    card reports real-photo recall on the other photos too, which no choice has seen. Writes
+    run/config.json."""
     import tempfile
     from captioner.api import Captioner
     from captioner.checkpoint import TRAIN_STATE
-    from captioner.config import LIMITS
+    import dataclasses
+    from captioner.config import LIMITS, ModelConfig
     from captioner.evaluate import evaluate
-    from captioner.subjects import caption_photos, load_labels, main_subject_recall
+    from captioner.imagenet_words import world_nouns
+    from captioner.subjects import broken_caption, caption_photos, load_labels, main_subject_recall, noun_forms
     config = json.loads((run / "config.json").read_text())
     if not config["model"].get("imagenet_words"):
         return {}
-    # The config's scale becomes the chosen one: the trained one is kept beside the training history.
+    # The config's scale and rules become the decoding ones: the trained ones are kept beside the
+    # training history.
     state = json.loads((run / TRAIN_STATE).read_text())
     trained = float(state.setdefault("trained_word_prior_scale", trained))
+    defaults = dataclasses.asdict(ModelConfig())
+    trained_rules = state.setdefault("trained_word_prior_rules", {k: config["model"].get(k, defaults[k]) for k in rules})
+    config["model"].update(rules)
+    forms = noun_forms(world_nouns())
     (run / TRAIN_STATE).write_text(json.dumps(state, indent=1) + "\n")
     photos = [p for p in load_labels(labels_file) if p["file"].startswith(CALIBRATION_SOURCE + "/")]
     candidates = sorted({trained} | {min(trained * k, LIMITS["word_prior_scale"][1]) for k in CALIBRATION_MULTIPLES})
@@ -327,15 +352,18 @@ def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, p
             model = Captioner.load(folder, use_litert=False)
             emoji = evaluate(model, scenes / "captions.json", scenes / "images", scenes / "instances.json",
                              progress=False)["object_recall"]
-            named = main_subject_recall(caption_photos(model, photos, photos_dir), photos, model.vocab.words)
-            results[scale] = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall_in_vocabulary"]}
+            captions = caption_photos(model, photos, photos_dir)
+            named = main_subject_recall(captions, photos, model.vocab.words)
+            results[scale] = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall_in_vocabulary"],
+                              "broken": sum(broken_caption(text, forms) for text in captions.values())}
         print(f"[make model] word prior scale {scale}: {results[scale]}", flush=True)
-    chosen = max((s for s in candidates if results[s]["emoji_recall"] >= CALIBRATION_EMOJI_FLOOR or s == trained),
-                 key=lambda s: (results[s]["photo_recall"], -s))
+    fit = lambda s: (results[s]["emoji_recall"] >= CALIBRATION_EMOJI_FLOOR
+                     and results[s]["broken"] <= results[trained]["broken"])
+    chosen = max((s for s in candidates if fit(s) or s == trained), key=lambda s: (results[s]["photo_recall"], -s))
     config["model"]["word_prior_scale"] = chosen
     (run / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return {"trained": trained, "scale": chosen, "photos": len(photos),
-            "candidates": {f"{k:g}": v for k, v in results.items()}}
+    return {"trained": trained, "scale": chosen, "photos": len(photos), "rules": rules,
+            "trained_rules": trained_rules, "candidates": {f"{k:g}": v for k, v in results.items()}}
 
 
 def _validation_photos(args) -> Path:
@@ -349,14 +377,18 @@ def _validation_photos(args) -> Path:
 
 
 def validate(captioner, args, run: Path) -> dict:
-    """main_subject_recall on the hand-labelled real photos, and on those the calibration never saw;
-    per-photo captions to run/validation_captions.jsonl."""
-    from captioner.subjects import evaluate_photos, load_labels, main_subject_recall
+    """main_subject_recall on the hand-labelled real photos, and on those the calibration never saw,
+    and how many captions break (a noun first or twice); per-photo captions to
+    run/validation_captions.jsonl."""
+    from captioner.imagenet_words import world_nouns
+    from captioner.subjects import broken_caption, evaluate_photos, load_labels, main_subject_recall, noun_forms
     figures, captions = evaluate_photos(captioner, args.labels, _validation_photos(args),
                                         captions_out=run / "validation_captions.jsonl")
     unseen = [p for p in load_labels(args.labels) if not p["file"].startswith(CALIBRATION_SOURCE + "/")]
     aside = main_subject_recall(captions, unseen, captioner.vocab.words)
-    return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}}
+    forms = noun_forms(world_nouns())
+    broken = sorted(file for file, text in captions.items() if broken_caption(text, forms))
+    return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}, "broken_captions": broken}
 
 
 def familiarity_section(report: dict) -> str:
@@ -439,14 +471,32 @@ def calibration_text(calibration: dict) -> str:
     if not calibration.get("scale"):
         return ""
     rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}"
+                     + (f", {v['broken']} broken" if "broken" in v else "")
                      for k, v in calibration["candidates"].items())
     return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
             f"**{calibration['scale']:g}** for decoding, chosen by `make model` on the {calibration['photos']} "
             f"{CALIBRATION_SOURCE} photos of the validation set (real photographs, never trained on) with emoji "
             f"calibration scenes (seed {CALIBRATION_SEED}) as a check: the scale whose captions name the most "
-            f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR}. "
-            f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
-            f"also given over the photos this choice never saw.")
+            f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR}"
+            + (" and no more of their captions break (a noun first or twice) than at the trained scale"
+               if "rules" in calibration else "") +
+            f". Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
+            f"also given over the photos this choice never saw.{rules_text(calibration)}")
+
+
+def rules_text(calibration: dict) -> str:
+    rules, trained = calibration.get("rules") or {}, calibration.get("trained_rules") or {}
+    if not rules:
+        return ""
+    said = {"word_prior_once": ("each ImageNet class speaks once per caption (`word_prior_once`)",
+                                "classes speak as often as they like"),
+            "word_prior_first_word": ("the prior speaks to the first word too",
+                                      "the prior is silent on a caption's first word (`word_prior_first_word = false`)")}
+    now = "; ".join(said[k][0] if v else said[k][1] for k, v in rules.items())
+    changed = [k for k in rules if trained.get(k) != rules[k]]
+    return (f" Rules of the prior in decoding: {now}" +
+            (" (set after training: the weights were trained with "
+             + ", ".join(f"`{k} = {str(trained.get(k)).lower()}`" for k in changed) + ")." if changed else "."))
 
 
 def _by_head_line(groups: dict) -> str:
@@ -583,6 +633,7 @@ captions in `validation_captions.jsonl` beside this card):
 | main_subject_recall_in_vocabulary ({validation.get('photos_in_vocabulary', 0)} photos) | {validation.get('main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "main_subject_recall_in_vocabulary")} |
 | the same, photos the calibration never saw ({validation.get('not_calibrated_photos_in_vocabulary', 0)} photos) | {validation.get('not_calibrated_main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "not_calibrated_main_subject_recall_in_vocabulary")} |
 | main_subject_recall, photos the calibration never saw ({validation.get('not_calibrated_photos', 0)} photos) | {validation.get('not_calibrated_main_subject_recall') or 0:.3f} | |
+| captions that break (a noun first or twice) | {len(validation.get('broken_captions', []))} of {validation.get('photos', 0)} | |
 
 Below the bar: {"; ".join(shortfalls(figures, texture, photos, validation)) or "none"}.
 

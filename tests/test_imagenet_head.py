@@ -104,8 +104,9 @@ def test_the_word_map_corrections_name_the_everyday_word_and_drop_other_senses()
     assert names(index["hippopotamus"], "hippo") and not names(index["sea lion"], "lion") and names(index["lion"], "lion")
 
 
-@pytest.mark.parametrize("where, counts", [("image", False), ("attended", False), ("attended", True)])
-def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, counts):
+@pytest.mark.parametrize("where, counts, rules", [("image", False, False), ("attended", False, False),
+                                                   ("attended", True, True)])
+def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, counts, rules):
     from captioner.checkpoint import load_checkpoint
     from captioner.train import train
     captions, images = coco_fixture
@@ -114,7 +115,7 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, 
                          batch_size=8, learning_rate=1e-2, val_fraction=0.2)
     train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
                               imagenet_head="softmax", imagenet_words=True, word_prior=where,
-                              attention_count=counts),
+                              attention_count=counts, word_prior_once=rules, word_prior_first_word=not rules),
           tmp_path / "cache", progress=False)
     first, second = Captioner.load(out), Captioner.load(out, use_litert=False)
     path = sorted(images.iterdir())[0]
@@ -127,6 +128,39 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, 
     assert loaded.word_map.shape == (1000, len(first.vocab))
     with pytest.raises(ValueError, match="imagenet_words needs"):
         build_model(ModelConfig(vocab_size=20, imagenet_words=True))
+    with pytest.raises(ValueError, match="word_prior_once needs"):
+        build_model(ModelConfig(vocab_size=20, imagenet_head="softmax", imagenet_words=True, word_prior="image",
+                                word_prior_once=True))
+
+
+def test_each_class_speaks_once_and_not_to_the_first_word():
+    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax",
+                         imagenet_words=True, word_prior="attended", word_prior_scale=100.0,
+                         word_prior_once=True, word_prior_first_word=False)
+    model = build_model(config, head_weights="default")
+    word_map = np.zeros((1000, 20), np.float32)
+    word_map[10, [10, 11]] = 1.0    # class 10 names a noun whose two forms are words 10 and 11
+    word_map[12, 12] = 1.0
+    model.word_map.assign(word_map)
+    features = np.random.default_rng(0).random((1, 4, 1280)).astype(np.float32)
+    projected, keys, hidden = model.encode(features)
+    assert hidden.shape == (1, 16 + 8 + 1000)                    # the spent classes ride at the end
+
+    def prior(tokens, hidden):
+        """-> what the prior added to the step's logits (1, V), and the state after the step."""
+        spoken, after, _ = model.step(np.array(tokens), hidden, projected, keys)
+        model.config.word_prior_scale = 0.0
+        silent, _, _ = model.step(np.array(tokens), hidden, projected, keys)
+        model.config.word_prior_scale = 100.0
+        return (spoken - silent).numpy()[0], after
+
+    first, hidden = prior([1], hidden)                          # <start>: the first word
+    assert np.abs(first).max() < 1e-6
+    later, hidden = prior([5], hidden)                          # a word no class names
+    assert later[[10, 11, 12]].min() > 0 and np.abs(np.delete(later, [10, 11, 12])).max() < 1e-6
+    after_noun, hidden = prior([11], hidden)                    # the plural said: class 10 is spent
+    assert np.abs(after_noun[[10, 11]]).max() < 1e-6 and after_noun[12] > 0
+    assert hidden.numpy()[0, -1000:][[10, 12]].tolist() == [1.0, 0.0]
 
 
 def test_the_attended_prior_is_the_head_on_the_attended_cells():

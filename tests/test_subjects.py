@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from captioner.__main__ import main
-from captioner.subjects import (evaluate_photos, in_vocabulary, load_labels, main_subject_recall, names_subject,
-                                plural)
+from captioner.subjects import (broken_caption, evaluate_photos, in_vocabulary, load_labels, main_subject_recall,
+                                names_subject, noun_forms, nouns_said, plural)
 
 LABELS = [{"file": "a.jpg", "nouns": ["dog", "puppy"]}, {"file": "b.jpg", "nouns": ["cat"]},
           {"file": "c.jpg", "nouns": ["goose", "bird"]}, {"file": "d.jpg", "nouns": ["bottle cap", "cap"]},
@@ -23,6 +23,30 @@ def test_names_subject_whole_words_and_plurals():
     assert not names_subject("a cattle farm", ["cat"])
     assert plural("strawberry") == "strawberries" and plural("box") == "boxes" and plural("bus") == "buses"
     assert plural("tennis racket") == "tennis rackets" and plural("person") == "people"
+
+
+def test_a_broken_caption_puts_a_noun_first_or_names_one_twice():
+    forms = noun_forms([("cat", "cats"), ("cone", "cones"), ("traffic cone", "traffic cones"),
+                        ("pair of scissors", "pairs of scissors"), ("potato", "potatoes")])
+    # What a too-loud word prior wrote on real photos:
+    for caption in ("a cat in a cat a cat and a cat in a cats cats", "cats in a room", "a cat and two cats",
+                    "potato a picture of a cat"):
+        assert broken_caption(caption, forms), caption
+    # The worlds' grammar: a longer noun is one noun, not the shorter one inside it.
+    assert nouns_said("a cone and two traffic cones on the road", forms) == (["cone", "traffic cone"], False)
+    assert nouns_said("two pairs of scissors and a potato", forms) == (["pair of scissors", "potato"], False)
+    for caption in ("a picture of a cat on the grass", "a cone and a traffic cone", "", "there is a dog"):
+        assert not broken_caption(caption, forms), caption
+
+
+def test_no_scene_world_caption_is_broken(tmp_path):
+    from captioner.imagenet_words import world_nouns
+    from captioner.scenes import render_dataset
+    forms = noun_forms(world_nouns())
+    render_dataset(tmp_path, 60, 7, workers=1)
+    captions = [entry["caption"] for entry in json.loads((tmp_path / "captions.json").read_text())["annotations"]]
+    assert len(captions) == 300
+    assert not [caption for caption in captions if broken_caption(caption, forms)]
 
 
 def test_recall_overall_and_in_vocabulary():
