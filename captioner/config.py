@@ -62,6 +62,8 @@ class ModelConfig:
     # the caption has said ("cat") adds nothing more to any word ("cat", "cats"), so a loud prior
     # cannot make the decoder say the same thing again ("a cat in a cat a cat ..."); the captions of
     # both worlds never name one thing twice. Carried in the decoder state, (B, 1000) spent classes.
+    # The map speaks to a noun's first word, so a word spends every class naming a noun it starts:
+    # "hot" (air balloon) spends the hotdog class too. Rare, and only ever a quieter prior.
     word_prior_once: bool = False
     # Whether the prior speaks to a caption's first word (the step after <start>). No caption of
     # either world starts with a noun ("a", "two", "there", "a picture of"), and a loud prior there

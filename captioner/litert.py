@@ -136,6 +136,9 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
                    lambda path: LiteRTGreedy(path, threads))
 
 
+CACHE_DIGEST = 16   # hex digits of a cached flatbuffer's key in its name: {kind}_{digest}.tflite
+
+
 def _cached(name: str, key: str, convert_now, load):
     """Load the flatbuffer cached under `key` (+ the TensorFlow version), converting it first if
     needed; None, with a warning, where anything fails: a converter or runtime failure must never
@@ -143,7 +146,7 @@ def _cached(name: str, key: str, convert_now, load):
     if not available():
         return None
     import tensorflow as tf
-    digest = hashlib.sha256(f"{key}|{tf.__version__}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{key}|{tf.__version__}".encode()).hexdigest()[:CACHE_DIGEST]
     path = cache_folder() / f"{name}_{digest}.tflite"
     try:
         if not path.is_file():
@@ -164,7 +167,8 @@ def _prune(name: str, keep: int, spare: Path) -> None:
             return path.stat().st_mtime_ns
         except FileNotFoundError:   # pruned by another process meanwhile
             return 0
-    kind = [p for p in cache_folder().glob(f"{name}_*.tflite") if len(p.stem) == len(name) + 17 and p != spare]
+    kind = [p for p in cache_folder().glob(f"{name}_*.tflite")
+            if len(p.stem) == len(name) + 1 + CACHE_DIGEST and p != spare]
     for old in sorted(kind, key=written, reverse=True)[keep - 1:]:
         old.unlink(missing_ok=True)
 

@@ -9,9 +9,7 @@ import keras
 import tensorflow as tf
 
 from .config import ModelConfig
-from .vocab import SPECIALS, START
-
-START_ID = SPECIALS.index(START)   # every vocabulary's <start> (Vocabulary checks the specials' ids)
+from .vocab import Vocabulary
 
 IMAGENET_CLASSES = 1000
 
@@ -82,7 +80,8 @@ class ShowAttendTell(keras.Model):
             raise ValueError("imagenet_words needs imagenet_head (softmax or logits)")
         self.prior_once = config.word_prior_once
         if self.prior_once and not (self.uses_words and config.word_prior == "attended"):
-            raise ValueError('word_prior_once needs imagenet_words with word_prior = "attended"')
+            raise ValueError('word_prior_once needs imagenet_words with word_prior = "attended", not '
+                             f'"{config.word_prior}" (the image prior is one mass per image, fixed before the first word)')
         if self.uses_words:
             self.word_gate = keras.layers.Dense(1, name="imagenet_word_gate")
         if self.uses_imagenet:
@@ -128,7 +127,7 @@ class ShowAttendTell(keras.Model):
         if self.uses_imagenet:
             hidden = tf.concat([hidden, evidence], axis=-1)        # (B, U + I): carried unchanged
         if self.prior_once:                                        # no class has spoken yet
-            hidden = tf.concat([hidden, tf.zeros([tf.shape(features)[0], IMAGENET_CLASSES])], axis=-1)
+            hidden = tf.concat([hidden, tf.zeros([tf.shape(features)[0], IMAGENET_CLASSES], hidden.dtype)], axis=-1)
         return projected, keys, hidden
 
     def step(self, tokens, hidden, projected, keys, training=False):
@@ -169,7 +168,7 @@ class ShowAttendTell(keras.Model):
             else:
                 mass = evidence[:, self.config.embedding_dim:]
             if not self.config.word_prior_first_word:
-                mass *= tf.cast(tokens != START_ID, mass.dtype)[:, None]
+                mass *= tf.cast(tokens != Vocabulary.start_id, mass.dtype)[:, None]
             logits += self.config.word_prior_scale * tf.nn.softplus(self.word_gate(deep)) * mass
         if self.prior_once:
             hidden = tf.concat([hidden, spent], axis=-1)

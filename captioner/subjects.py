@@ -72,22 +72,36 @@ def main_subject_recall(captions: dict[str, str], labels: list[dict], vocabulary
     return figures
 
 
-def noun_forms(pairs) -> dict[tuple[str, ...], str]:
-    """{words of a form: noun} for (noun, plural) pairs: ("pairs", "of", "scissors") -> pair of scissors."""
-    return {tuple(tokenize(form)): noun for noun, plural in pairs for form in (noun, plural)}
+def noun_forms(pairs, phrases=()) -> dict[tuple[str, ...], str | None]:
+    """{words of a form: noun} for (noun, plural) pairs ("tennis rackets" -> tennis racket), and
+    {words of a phrase: None} for phrases that name no noun though a noun is in them (the setting
+    "on the train tracks" names no train)."""
+    forms = {tuple(tokenize(phrase)): None for phrase in phrases}
+    forms.update({tuple(tokenize(form)): noun for noun, plural in pairs for form in (noun, plural)})
+    return forms
 
 
-def nouns_said(caption: str, forms: dict[tuple[str, ...], str]) -> tuple[list[str], bool]:
+def world_forms() -> dict[tuple[str, ...], str | None]:
+    """noun_forms of both worlds' nouns, their settings' phrases as phrases that name none."""
+    from .imagenet_words import world_nouns
+    from .scenes import tables
+    from .scenes.photos import photo_settings
+    settings = (*tables.settings().values(), *photo_settings().values())
+    return noun_forms(world_nouns(), [phrase for setting in settings for phrase in setting.phrases])
+
+
+def nouns_said(caption: str, forms: dict) -> tuple[list[str], bool]:
     """-> (the nouns a caption names, in order, the longest form first: "traffic cone" is not
     "cone"; whether its first word starts one)."""
     words, said, at, longest = tokenize(caption), [], 0, max(map(len, forms), default=0)
     starts_with_noun = False
     while at < len(words):
         for size in range(min(longest, len(words) - at), 0, -1):
-            noun = forms.get(tuple(words[at:at + size]))
-            if noun is not None:
-                said.append(noun)
-                starts_with_noun |= at == 0
+            span = tuple(words[at:at + size])
+            if span in forms:
+                if forms[span] is not None:
+                    said.append(forms[span])
+                    starts_with_noun |= at == 0
                 at += size
                 break
         else:
@@ -95,10 +109,10 @@ def nouns_said(caption: str, forms: dict[tuple[str, ...], str]) -> tuple[list[st
     return said, starts_with_noun
 
 
-def broken_caption(caption: str, forms: dict[tuple[str, ...], str]) -> bool:
+def broken_caption(caption: str, forms: dict) -> bool:
     """True when a caption starts with a noun or names one noun twice (either form): what a word
     prior decoded too loud writes ("apple apple in a room", "a cat in a cat a cat ..."); no caption
-    of either world does either. `forms` from noun_forms."""
+    of either world does either. `forms` from noun_forms or world_forms."""
     said, starts_with_noun = nouns_said(caption, forms)
     return starts_with_noun or len(said) != len(set(said))
 

@@ -7,6 +7,7 @@ training, write the model card with the measured figures, and copy the checkpoin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -162,7 +163,8 @@ def main() -> None:
     model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head,
                                imagenet_words=bool(args.imagenet_words) and args.imagenet_head != "none",
                                word_prior=args.word_prior, word_prior_scale=args.word_prior_scale,
-                               attention_count=bool(args.attention_count), **prior_rules(args))
+                               attention_count=bool(args.attention_count))
+    model_config = dataclasses.replace(model_config, **prior_rules(args, dataclasses.asdict(model_config)))
     # Box supervision finds the nouns of both worlds in the captions.
     known = {**category_phrases(), **dict(photo_noun_phrases())}
     timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
@@ -202,7 +204,7 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     timed("render_calibration", lambda: render_dataset(calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
                                                        workers=args.workers))
     calibration = timed("calibrate_word_prior", lambda: calibrate_word_prior(
-        run, args.word_prior_scale, calibration_scenes, args.labels, _validation_photos(args), prior_rules(args)))
+        run, args.word_prior_scale, calibration_scenes, args.labels, _validation_photos(args), args))
     captioner = Captioner.load(run)
     held = lambda folder, **kw: evaluate(captioner, folder / "captions.json", folder / "images",
                                          folder / "instances.json", **kw)
@@ -300,16 +302,19 @@ def _timer(timings: dict):
     return timed
 
 
-def prior_rules(args) -> dict:
-    """The word prior's rules of speech (ModelConfig fields), for a model with the attended prior."""
-    if not (args.imagenet_words and args.imagenet_head != "none" and args.word_prior == "attended"):
+PRIOR_RULES = ("word_prior_once", "word_prior_first_word")   # ModelConfig fields: the prior's rules of speech
+
+
+def prior_rules(args, model: dict) -> dict:
+    """The rules of speech asked for, where `model` (a ModelConfig's fields) has the attended prior they
+    apply to; none elsewhere."""
+    if not (model.get("imagenet_words") and model.get("word_prior") == "attended"):
         return {}
     return {"word_prior_once": bool(args.word_prior_once), "word_prior_first_word": bool(args.word_prior_first_word)}
 
 
-def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, photos_dir, rules: dict) -> dict:
-    """Pick the word prior's scale for decoding (and apply `rules`, the prior's rules of speech).
-
+def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, photos_dir, args) -> dict:
+    """Pick the word prior's scale for decoding, with the rules of speech `args` asks for.
 
     The gate is learnt at the training scale while the decoder learns to lean on its own words for
     the cut-outs it memorises, so on things it has not seen the prior is under-used. Among multiples
@@ -323,11 +328,9 @@ def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, p
     import tempfile
     from captioner.api import Captioner
     from captioner.checkpoint import TRAIN_STATE
-    import dataclasses
     from captioner.config import LIMITS, ModelConfig
     from captioner.evaluate import evaluate
-    from captioner.imagenet_words import world_nouns
-    from captioner.subjects import broken_caption, caption_photos, load_labels, main_subject_recall, noun_forms
+    from captioner.subjects import broken_caption, caption_photos, load_labels, main_subject_recall, world_forms
     config = json.loads((run / "config.json").read_text())
     if not config["model"].get("imagenet_words"):
         return {}
@@ -336,9 +339,11 @@ def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, p
     state = json.loads((run / TRAIN_STATE).read_text())
     trained = float(state.setdefault("trained_word_prior_scale", trained))
     defaults = dataclasses.asdict(ModelConfig())
-    trained_rules = state.setdefault("trained_word_prior_rules", {k: config["model"].get(k, defaults[k]) for k in rules})
+    trained_rules = state.setdefault("trained_word_prior_rules",
+                                     {k: config["model"].get(k, defaults[k]) for k in PRIOR_RULES})
+    rules = prior_rules(args, config["model"])
     config["model"].update(rules)
-    forms = noun_forms(world_nouns())
+    forms = world_forms()
     (run / TRAIN_STATE).write_text(json.dumps(state, indent=1) + "\n")
     photos = [p for p in load_labels(labels_file) if p["file"].startswith(CALIBRATION_SOURCE + "/")]
     candidates = sorted({trained} | {min(trained * k, LIMITS["word_prior_scale"][1]) for k in CALIBRATION_MULTIPLES})
@@ -380,13 +385,12 @@ def validate(captioner, args, run: Path) -> dict:
     """main_subject_recall on the hand-labelled real photos, and on those the calibration never saw,
     and how many captions break (a noun first or twice); per-photo captions to
     run/validation_captions.jsonl."""
-    from captioner.imagenet_words import world_nouns
-    from captioner.subjects import broken_caption, evaluate_photos, load_labels, main_subject_recall, noun_forms
+    from captioner.subjects import broken_caption, evaluate_photos, load_labels, main_subject_recall, world_forms
     figures, captions = evaluate_photos(captioner, args.labels, _validation_photos(args),
                                         captions_out=run / "validation_captions.jsonl")
     unseen = [p for p in load_labels(args.labels) if not p["file"].startswith(CALIBRATION_SOURCE + "/")]
     aside = main_subject_recall(captions, unseen, captioner.vocab.words)
-    forms = noun_forms(world_nouns())
+    forms = world_forms()
     broken = sorted(file for file, text in captions.items() if broken_caption(text, forms))
     return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}, "broken_captions": broken}
 
@@ -471,32 +475,31 @@ def calibration_text(calibration: dict) -> str:
     if not calibration.get("scale"):
         return ""
     rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}"
-                     + (f", {v['broken']} broken" if "broken" in v else "")
+                     + f", {v['broken']} broken"
                      for k, v in calibration["candidates"].items())
     return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
             f"**{calibration['scale']:g}** for decoding, chosen by `make model` on the {calibration['photos']} "
             f"{CALIBRATION_SOURCE} photos of the validation set (real photographs, never trained on) with emoji "
             f"calibration scenes (seed {CALIBRATION_SEED}) as a check: the scale whose captions name the most "
-            f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR}"
-            + (" and no more of their captions break (a noun first or twice) than at the trained scale"
-               if "rules" in calibration else "") +
-            f". Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
+            f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR} and no more of "
+            f"their captions break (a noun first or twice) than at the trained scale. Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
             f"also given over the photos this choice never saw.{rules_text(calibration)}")
 
 
 def rules_text(calibration: dict) -> str:
+    """The card's sentence on the prior's rules of speech in decoding, and on those it was trained with."""
     rules, trained = calibration.get("rules") or {}, calibration.get("trained_rules") or {}
     if not rules:
         return ""
-    said = {"word_prior_once": ("each ImageNet class speaks once per caption (`word_prior_once`)",
-                                "classes speak as often as they like"),
-            "word_prior_first_word": ("the prior speaks to the first word too",
-                                      "the prior is silent on a caption's first word (`word_prior_first_word = false`)")}
-    now = "; ".join(said[k][0] if v else said[k][1] for k, v in rules.items())
+    said = {"word_prior_once": ("each ImageNet class speaks once per caption",
+                                "a class may speak to every word it names, again and again"),
+            "word_prior_first_word": ("the prior speaks to a caption's first word too",
+                                      "the prior is silent on a caption's first word")}
+    now = "; ".join(f"{said[k][0] if v else said[k][1]} (`{k} = {str(v).lower()}`)" for k, v in rules.items())
     changed = [k for k in rules if trained.get(k) != rules[k]]
-    return (f" Rules of the prior in decoding: {now}" +
-            (" (set after training: the weights were trained with "
-             + ", ".join(f"`{k} = {str(trained.get(k)).lower()}`" for k in changed) + ")." if changed else "."))
+    after = ("; set after training, the weights were trained with "
+             + ", ".join(f"`{k} = {str(trained.get(k)).lower()}`" for k in changed)) if changed else ""
+    return f" Rules of the prior in decoding: {now}{after}."
 
 
 def _by_head_line(groups: dict) -> str:

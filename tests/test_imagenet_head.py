@@ -118,6 +118,9 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, 
                               attention_count=counts, word_prior_once=rules, word_prior_first_word=not rules),
           tmp_path / "cache", progress=False)
     first, second = Captioner.load(out), Captioner.load(out, use_litert=False)
+    from captioner import litert
+    if litert.available():   # the state's spent classes and the first-word mask convert too
+        assert first.greedy_on_litert is not None
     path = sorted(images.iterdir())[0]
     a, b = first.caption(path), second.caption(path)   # LiteRT's greedy loop (where installed) and TF's
     assert a.text == b.text and a.words
@@ -229,3 +232,51 @@ def test_make_model_rebuilds_a_trained_runs_word_map_and_keeps_the_rest(coco_fix
     text = make_model.rebuilt_text(json.loads(mark.read_text()))
     assert "rebuilt after training" in text and f"{rebuilds[0]['cells_changed']} (class, word)" in text
     assert make_model.rebuilt_text(None) == ""
+
+
+@pytest.mark.parametrize("where", ["attended", "image"])
+def test_calibration_applies_the_rules_and_refuses_a_scale_that_breaks_captions(coco_fixture, tmp_path,
+                                                                                monkeypatch, where):
+    """make_model's calibration: the rules of speech go into the decoding config (only for the
+    attended prior they apply to), the trained ones are kept, and a louder scale that names more
+    photos but breaks more captions than the trained scale is not chosen."""
+    from pathlib import Path
+    from types import SimpleNamespace
+    from captioner.checkpoint import TRAIN_STATE
+    from captioner.train import train
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    import make_model
+    import captioner.evaluate
+    import captioner.subjects
+    captions, images = coco_fixture
+    out = tmp_path / "run"
+    train(TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=1, batch_size=8,
+                      val_fraction=0.2),
+          ModelConfig(embedding_dim=16, units=32, max_length=8, imagenet_head="softmax", imagenet_words=True,
+                      word_prior=where),
+          tmp_path / "cache", progress=False)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([{"file": "foolbox/a.jpg", "nouns": ["cat"]}, {"file": "foolbox/b.jpg", "nouns": ["dog"]}]))
+    # What each scale writes of the two photos: the louder, the more it names, and 64 and 96 break.
+    said = {16.0: ("a bird", "a bird"), 32.0: ("a cat", "a bird"), 64.0: ("a cat and a cat", "a dog"),
+            96.0: ("cats cats", "dogs in a dog")}
+    monkeypatch.setattr(captioner.subjects, "caption_photos", lambda model, photos, folder: dict(
+        zip(("foolbox/a.jpg", "foolbox/b.jpg"), said[model.config.word_prior_scale])))
+    monkeypatch.setattr(captioner.evaluate, "evaluate", lambda *a, **k: {"object_recall": 0.95})
+    monkeypatch.setattr(captioner.subjects, "in_vocabulary", lambda nouns, vocabulary: True)
+    args = SimpleNamespace(word_prior_once=1, word_prior_first_word=0)
+    result = make_model.calibrate_word_prior(out, 16.0, tmp_path, labels, tmp_path, args)
+    assert [v["broken"] for v in result["candidates"].values()] == [0, 0, 1, 2]
+    assert [v["photo_recall"] for v in result["candidates"].values()] == [0.0, 0.5, 1.0, 1.0]
+    assert result["scale"] == 32.0                                # 64 and 96 name more, but break
+    config = json.loads((out / "config.json").read_text())["model"]
+    state = json.loads((out / TRAIN_STATE).read_text())
+    assert config["word_prior_scale"] == 32.0 and state["trained_word_prior_scale"] == 16.0
+    assert state["trained_word_prior_rules"] == {"word_prior_once": False, "word_prior_first_word": True}
+    if where == "attended":
+        assert config["word_prior_once"] is True and config["word_prior_first_word"] is False
+        text = make_model.rules_text(result)
+        assert "once per caption" in text and "silent on a caption's first word" in text and "set after training" in text
+    else:   # the image prior has no rules of speech: its config stays as trained, and loads
+        assert config["word_prior_once"] is False and config["word_prior_first_word"] is True
+        assert result["rules"] == {} and make_model.rules_text(result) == ""

@@ -8,7 +8,7 @@ from PIL import Image
 
 from captioner.__main__ import main
 from captioner.subjects import (broken_caption, evaluate_photos, in_vocabulary, load_labels, main_subject_recall,
-                                names_subject, noun_forms, nouns_said, plural)
+                                names_subject, noun_forms, nouns_said, plural, world_forms)
 
 LABELS = [{"file": "a.jpg", "nouns": ["dog", "puppy"]}, {"file": "b.jpg", "nouns": ["cat"]},
           {"file": "c.jpg", "nouns": ["goose", "bird"]}, {"file": "d.jpg", "nouns": ["bottle cap", "cap"]},
@@ -27,7 +27,8 @@ def test_names_subject_whole_words_and_plurals():
 
 def test_a_broken_caption_puts_a_noun_first_or_names_one_twice():
     forms = noun_forms([("cat", "cats"), ("cone", "cones"), ("traffic cone", "traffic cones"),
-                        ("pair of scissors", "pairs of scissors"), ("potato", "potatoes")])
+                        ("pair of scissors", "pairs of scissors"), ("potato", "potatoes"), ("train", "trains")],
+                       phrases=["on the train tracks"])
     # What a too-loud word prior wrote on real photos:
     for caption in ("a cat in a cat a cat and a cat in a cats cats", "cats in a room", "a cat and two cats",
                     "potato a picture of a cat"):
@@ -35,14 +36,17 @@ def test_a_broken_caption_puts_a_noun_first_or_names_one_twice():
     # The worlds' grammar: a longer noun is one noun, not the shorter one inside it.
     assert nouns_said("a cone and two traffic cones on the road", forms) == (["cone", "traffic cone"], False)
     assert nouns_said("two pairs of scissors and a potato", forms) == (["pair of scissors", "potato"], False)
-    for caption in ("a picture of a cat on the grass", "a cone and a traffic cone", "", "there is a dog"):
+    assert nouns_said("a train on the train tracks", forms) == (["train"], False)   # a setting is no noun
+    assert broken_caption("a train and a train on the train tracks", forms)
+    for caption in ("a picture of a cat on the grass", "a cone and a traffic cone", "", "there is a dog",
+                    "a train on the train tracks"):
         assert not broken_caption(caption, forms), caption
 
 
 def test_no_scene_world_caption_is_broken(tmp_path):
-    from captioner.imagenet_words import world_nouns
     from captioner.scenes import render_dataset
-    forms = noun_forms(world_nouns())
+    forms = world_forms()
+    assert forms[("on", "the", "train", "tracks")] is None and forms[("trains",)] == "train"
     render_dataset(tmp_path, 60, 7, workers=1)
     captions = [entry["caption"] for entry in json.loads((tmp_path / "captions.json").read_text())["annotations"]]
     assert len(captions) == 300
