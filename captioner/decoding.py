@@ -21,7 +21,9 @@ def _log_probs(model, tokens, state):
     logits, hidden, attention = model.step(tokens, hidden, projected, keys)
     vocab = tf.shape(logits)[-1]
     never = tf.one_hot(PAD, vocab) + tf.one_hot(START, vocab)     # never words, at any step
-    log_probs = tf.nn.log_softmax(logits + NEG_INF * never)
+    # A caption has at least one word: a weak model's best beam can otherwise be <end> at once.
+    first = tf.cast(tf.equal(tokens, START), logits.dtype)[:, None] * tf.one_hot(END, vocab)   # (B, V)
+    log_probs = tf.nn.log_softmax(logits + NEG_INF * (never + first))
     return log_probs, (hidden, projected, keys), attention
 
 

@@ -144,6 +144,8 @@ def reference_beam(model, f, max_length, k, alpha):
             logits, new_state, _ = model.step(token, state, projected, keys)
             logits = logits.numpy()[0].astype(np.float64)
             logits[[0, 1]] = -np.inf                              # never <pad> or <start>
+            if not words:
+                logits[END] = -np.inf                             # and at least one word
             log_probs = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
             candidates += [(words + [w], score + log_probs[w], new_state, w == END) for w in range(len(logits))]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
@@ -189,6 +191,20 @@ def test_decoding_stops_at_max_length_when_end_never_comes():
                 lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
         ids = run(features(2))[0].numpy()
         assert ids.shape[1] == 5 and not (ids == END).any()
+
+
+def test_every_search_writes_at_least_one_word():
+    tf.keras.utils.set_random_seed(1)
+    hasty = build_model(CONFIG)
+    bias = hasty.fc2.bias.numpy()
+    bias[END] = 1e4                       # this model would say <end> at once, every time
+    hasty.fc2.bias.assign(bias)
+    decoder = Searches(hasty)
+    for run in (lambda f: decoder.greedy(f, tf.constant(5)),
+                lambda f: decoder.beam(f[:1], tf.constant(5), tf.constant(3), tf.constant(0.7)),
+                lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
+        ids = run(features(2))[0].numpy()
+        assert ids.shape[1] == 2 and (ids[:, 0] != END).all() and (ids[:, 1] == END).all(), ids
 
 
 def test_compiled_decoding_does_not_retrace(decoder):
