@@ -310,7 +310,7 @@ def prior_rules(args, model: dict) -> dict:
     apply to; none elsewhere."""
     if not (model.get("imagenet_words") and model.get("word_prior") == "attended"):
         return {}
-    return {"word_prior_once": bool(args.word_prior_once), "word_prior_first_word": bool(args.word_prior_first_word)}
+    return {field: bool(getattr(args, field)) for field in PRIOR_RULES}   # --word-prior-once -> word_prior_once
 
 
 def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, photos_dir, args) -> dict:
@@ -474,8 +474,7 @@ def summary_line(names: dict, validation: dict) -> str:
 def calibration_text(calibration: dict) -> str:
     if not calibration.get("scale"):
         return ""
-    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}"
-                     + f", {v['broken']} broken"
+    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}, {v['broken']} broken"
                      for k, v in calibration["candidates"].items())
     return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
             f"**{calibration['scale']:g}** for decoding, chosen by `make model` on the {calibration['photos']} "

@@ -179,31 +179,27 @@ def test_top_k_one_sampling_is_greedy(decoder):
     np.testing.assert_array_equal(greedy, sampled)
 
 
-def test_decoding_stops_at_max_length_when_end_never_comes():
+def every_search_with_end_bias(end_bias: float, max_length: int = 5) -> list:
+    """Word ids (2 images, T) from greedy, beam (the first image) and sampling, for a model whose
+    logit for <end> is `end_bias`."""
     tf.keras.utils.set_random_seed(1)
-    stubborn = build_model(CONFIG)
-    bias = stubborn.fc2.bias.numpy()
-    bias[END] = -1e4                      # this model can never say <end>
-    stubborn.fc2.bias.assign(bias)
-    decoder = Searches(stubborn)
-    for run in (lambda f: decoder.greedy(f, tf.constant(5)),
-                lambda f: decoder.beam(f[:1], tf.constant(5), tf.constant(3), tf.constant(0.7)),
-                lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
-        ids = run(features(2))[0].numpy()
+    model = build_model(CONFIG)
+    bias = model.fc2.bias.numpy()
+    bias[END] = end_bias
+    model.fc2.bias.assign(bias)
+    decoder, f, n = Searches(model), features(2), tf.constant(max_length)
+    return [decoder.greedy(f, n)[0].numpy(),
+            decoder.beam(f[:1], n, tf.constant(3), tf.constant(0.7))[0].numpy(),
+            decoder.sample(f, n, tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))[0].numpy()]
+
+
+def test_decoding_stops_at_max_length_when_end_never_comes():
+    for ids in every_search_with_end_bias(-1e4):          # this model can never say <end>
         assert ids.shape[1] == 5 and not (ids == END).any()
 
 
 def test_every_search_writes_at_least_one_word():
-    tf.keras.utils.set_random_seed(1)
-    hasty = build_model(CONFIG)
-    bias = hasty.fc2.bias.numpy()
-    bias[END] = 1e4                       # this model would say <end> at once, every time
-    hasty.fc2.bias.assign(bias)
-    decoder = Searches(hasty)
-    for run in (lambda f: decoder.greedy(f, tf.constant(5)),
-                lambda f: decoder.beam(f[:1], tf.constant(5), tf.constant(3), tf.constant(0.7)),
-                lambda f: decoder.sample(f, tf.constant(5), tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))):
-        ids = run(features(2))[0].numpy()
+    for ids in every_search_with_end_bias(1e4):           # this model would say <end> at once, every time
         assert ids.shape[1] == 2 and (ids[:, 0] != END).all() and (ids[:, 1] == END).all(), ids
 
 
