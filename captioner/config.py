@@ -17,7 +17,8 @@ LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
           "word_prior_scale": (0.0, 100.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
-          "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "length_step": (0, 100)}
+          "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
+          "length_step": (0, 100)}
 # Keys older checkpoints may hold that are now one knob with another: read and dropped.
 RETIRED = {"train": ("vocab_top_k", "max_caption_words")}   # -> model.vocab_size, model.max_length
 CHOICES = {"initial_state": ("mean", "zeros"), "imagenet_head": ("none", "softmax", "logits"),
@@ -86,6 +87,10 @@ class TrainConfig:
     val_fraction: float = 0.05
     seed: int = 0
     limit_captions: int = 0        # 0 = all; e.g. 30000 for the seed tutorial's subset
+    # 0 = all; k = k of each image's captions, drawn with `seed`. The scene worlds write five
+    # phrasings of one content per image: two of them and twice the images teach more for the
+    # same steps (docs/measurements.md).
+    captions_per_image: int = 0
     distribute: str = "none"       # none | mirrored | multiworker
     jit_compile: bool = True       # XLA for the train step (single device only)
     # Batch captions of about one length and unroll the decoder only as far as each batch's

@@ -20,10 +20,11 @@ class CaptionSet:
     pairs: list[tuple[int, str]]     # (index into files, caption)
 
 
-def load_captions(path, images_dir=None, limit: int = 0) -> CaptionSet:
+def load_captions(path, images_dir=None, limit: int = 0, per_image: int = 0, seed: int = 0) -> CaptionSet:
     """Read `captions_*.json` ({"images": [...], "annotations": [{"image_id", "caption"}]}).
 
-    `limit` keeps the first N captions (the seed tutorial trains on 30,000). With `images_dir`,
+    `limit` keeps the first N captions (the seed tutorial trains on 30,000); then `per_image` keeps
+    at most that many of each image's captions, drawn with `seed`, in the file's order. With `images_dir`,
     captions of images missing from the folder fail loudly rather than silently shrinking the set.
     """
     path = Path(path)
@@ -35,6 +36,8 @@ def load_captions(path, images_dir=None, limit: int = 0) -> CaptionSet:
         raise ValueError(f"{path}: not a COCO captions file ({error})") from None
     if limit:
         notes = notes[:limit]
+    if per_image:
+        notes = _some_per_image(notes, per_image, seed)
     used = sorted({image_id for image_id, _ in notes})
     unknown = [i for i in used if i not in images]
     if unknown:
@@ -46,6 +49,18 @@ def load_captions(path, images_dir=None, limit: int = 0) -> CaptionSet:
             raise ValueError(f"{len(missing)} images are missing from {images_dir}, e.g. {missing[0]}")
     row = {image_id: n for n, image_id in enumerate(used)}
     return CaptionSet(files, used, [(row[i], c) for i, c in notes])
+
+
+def _some_per_image(notes: list[tuple[int, str]], per_image: int, seed: int) -> list[tuple[int, str]]:
+    by_image: dict[int, list[int]] = {}
+    for n, (image_id, _) in enumerate(notes):
+        by_image.setdefault(image_id, []).append(n)
+    rng = np.random.default_rng(seed)
+    kept = set()
+    for image_id in sorted(by_image):
+        where = by_image[image_id]
+        kept.update(where if len(where) <= per_image else rng.choice(where, per_image, replace=False).tolist())
+    return [note for n, note in enumerate(notes) if n in kept]
 
 
 def split_by_image(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

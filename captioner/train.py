@@ -181,7 +181,7 @@ def train(train_config: TrainConfig, model_config: ModelConfig, cache_root, enco
     the words that name each boxed category, for attention supervision (grounding.category_phrases)."""
     from .encoders import build_encoder
     cfg = train_config
-    captions = data.load_captions(cfg.captions, cfg.images, cfg.limit_captions)
+    captions = data.load_captions(cfg.captions, cfg.images, cfg.limit_captions, cfg.captions_per_image, cfg.seed)
     encoder = build_encoder(model_config.encoder, encoder_weights, model_config.image_size, litert=True)
     folder = data.extract_features(encoder, cfg.images, captions.files, cache_root, progress=progress)
     index, cached = data.load_feature_cache(folder)

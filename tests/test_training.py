@@ -29,6 +29,25 @@ def test_split_is_by_image_not_by_caption(coco_fixture):
     assert len(val) == 3 and not set(train) & set(val) and len(train) + len(val) == 12
 
 
+def test_captions_per_image_draws_a_few_of_each_image_with_the_seed(tmp_path):
+    annotations = [{"image_id": i, "caption": f"image {i} phrasing {k}"} for i in (1, 2, 3) for k in range(5)]
+    annotations.append({"image_id": 4, "caption": "the only caption of image 4"})
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"images": [{"id": i, "file_name": f"{i}.jpg"} for i in (1, 2, 3, 4)],
+                                "annotations": annotations}))
+    every = load_captions(path)
+    drawn = load_captions(path, per_image=2, seed=0)
+    assert drawn.files == every.files   # every image stays
+    kept = [c for _, c in drawn.pairs]
+    assert [c for _, c in every.pairs if c in kept] == kept   # a subset, in the file's order
+    per_image = {i: sum(row == i for row, _ in drawn.pairs) for i in range(4)}
+    assert per_image == {0: 2, 1: 2, 2: 2, 3: 1}
+    assert all(c.startswith(f"image {drawn.image_ids[row]} ") or row == 3 for row, c in drawn.pairs)
+    assert load_captions(path, per_image=2, seed=0).pairs == drawn.pairs
+    assert any(load_captions(path, per_image=2, seed=s).pairs != drawn.pairs for s in range(1, 6))
+    assert load_captions(path, per_image=0).pairs == every.pairs == load_captions(path, per_image=5).pairs
+
+
 def test_api_captions_paths_pil_and_arrays_alike(trained_checkpoint, coco_fixture):
     from PIL import Image
     model = Captioner.load(trained_checkpoint[0])
