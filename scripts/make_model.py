@@ -329,7 +329,7 @@ def calibrate_word_prior(run: Path, trained: float, scenes: Path, labels_file, p
     CALIBRATION_SOURCE part of the hand-labelled real photos: the only real photographs there are to
     choose on) whose recall on emoji calibration scenes (a seed of their own) stays at or above
     CALIBRATION_EMOJI_FLOOR and whose calibration captions break (subjects.broken_caption: a noun
-    first or twice) no more often than at the trained scale; ties go to the smaller scale. The model
+    first or twice, or four words twice) no more often than at the trained scale; ties go to the smaller scale. The model
     card reports real-photo recall on the other photos too, which no choice has seen. Writes
     run/config.json."""
     import tempfile
@@ -390,7 +390,7 @@ def _validation_photos(args) -> Path:
 
 def validate(captioner, args, run: Path) -> dict:
     """main_subject_recall on the hand-labelled real photos, and on those the calibration never saw,
-    and how many captions break (a noun first or twice); per-photo captions to
+    and how many captions break (a noun first or twice, or four words twice); per-photo captions to
     run/validation_captions.jsonl."""
     from captioner.subjects import broken_caption, evaluate_photos, load_labels, main_subject_recall, world_forms
     figures, captions = evaluate_photos(captioner, args.labels, _validation_photos(args),
@@ -488,7 +488,7 @@ def calibration_text(calibration: dict) -> str:
             f"{CALIBRATION_SOURCE} photos of the validation set (real photographs, never trained on) with emoji "
             f"calibration scenes (seed {CALIBRATION_SEED}) as a check: the scale whose captions name the most "
             f"photos' subjects while emoji recall stays at or above {CALIBRATION_EMOJI_FLOOR} and no more of "
-            f"their captions break (a noun first or twice) than at the trained scale. Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
+            f"their captions break (a noun first or twice, or four words twice) than at the trained scale. Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are "
             f"also given over the photos this choice never saw.{rules_text(calibration)}")
 
 
@@ -642,7 +642,7 @@ captions in `validation_captions.jsonl` beside this card):
 | main_subject_recall_in_vocabulary ({validation.get('photos_in_vocabulary', 0)} photos) | {validation.get('main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "main_subject_recall_in_vocabulary")} |
 | the same, photos the calibration never saw ({validation.get('not_calibrated_photos_in_vocabulary', 0)} photos) | {validation.get('not_calibrated_main_subject_recall_in_vocabulary') or 0:.3f} | {bar_text("validation", "not_calibrated_main_subject_recall_in_vocabulary")} |
 | main_subject_recall, photos the calibration never saw ({validation.get('not_calibrated_photos', 0)} photos) | {validation.get('not_calibrated_main_subject_recall') or 0:.3f} | |
-| captions that break (a noun first or twice) | {len(validation.get('broken_captions', []))} of {validation.get('photos', 0)} | |
+| captions that break (a noun first or twice, or four words twice) | {len(validation.get('broken_captions', []))} of {validation.get('photos', 0)} | |
 
 Below the bar: {"; ".join(shortfalls(figures, texture, photos, validation)) or "none"}.
 

@@ -38,6 +38,9 @@ def test_a_broken_caption_puts_a_noun_first_or_names_one_twice():
     assert nouns_said("two pairs of scissors and a potato", forms) == (["pair of scissors", "potato"], False)
     assert nouns_said("a train on the train tracks", forms) == (["train"], False)   # a setting is no noun
     assert broken_caption("a train and a train on the train tracks", forms)
+    # A decoder in a loop (a real photo's greedy caption, 2026-11-26), with no noun at all:
+    assert broken_caption("a picture of a picture of a picture of a picture of", forms)
+    assert not broken_caption("a pair of scissors and a pair of pliers", forms)   # three words twice is grammar
     for caption in ("a picture of a cat on the grass", "a cone and a traffic cone", "", "there is a dog",
                     "a train on the train tracks"):
         assert not broken_caption(caption, forms), caption
