@@ -2,16 +2,16 @@
 
 A linear probe: a softmax classifier on Lite0 features, trained on a `make model` run's training
 renders and scored on its held-out ones. It gets what the decoder never gets, the object's box
-(features averaged over the cells under it), so its accuracy is a generous ceiling for naming a
-cut-out it never saw, or a setting on a background it never saw, from these features and these
-cut-outs:
+(features averaged over the cells under it). It is linear, so it proves no limit; it is a reference
+point for naming a cut-out, or a setting on a background, it never saw, from these features and
+these cut-outs:
 
   nouns:    box-pooled features of training composites -> noun; scored on training stamps in
             images it did not fit (seen stamps) and on the held-out composites (unseen stamps)
   settings: image-mean features -> setting; training composites -> held-out backgrounds, and
             emoji scenes alone or with the composites -> the held-out texture family
 
-`python scripts/probe_features.py --work data/scene-model-7` (a finished run's folder: its feature
+`python scripts/probe_features.py --work data/scene-model` (a finished run's folder: its feature
 cache, training renders and held-out sets). A few minutes on 2 cores; prints one JSON object.
 """
 from __future__ import annotations
@@ -27,27 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def box_cells(box, side: int, grid: int) -> tuple[slice, slice]:
-    """The grid cells under a COCO box [x, y, w, h] in an image of `side` pixels."""
-    x, y, w, h = box
-    cell = side / grid
-    first = lambda v: int(v // cell)
-    last = lambda v: int(min(grid - 1, (v - 1) // cell))
-    return slice(first(y), last(y + h) + 1), slice(first(x), last(x + w) + 1)
-
-
-def noun_rows(instances: dict, features_of, side: int, grid: int):
-    """(box-pooled features (n, C), nouns, stamps) for every annotation."""
+def noun_rows(instances: dict, features_of, grid: int):
+    """(features pooled over each object's cells (n, C), nouns) for every annotation. The cells are
+    the ones attention supervision and the pointing game use (captioner.boxes.box_cells)."""
+    from captioner.boxes import box_cells
     names = {c["id"]: c["name"] for c in instances["categories"]}
-    files = {im["id"]: im["file_name"] for im in instances["images"]}
-    pooled, nouns, stamps = [], [], []
+    images = {im["id"]: im for im in instances["images"]}
+    pooled, nouns = [], []
     for note in instances["annotations"]:
-        cells = np.asarray(features_of(files[note["image_id"]]), np.float32).reshape(grid, grid, -1)
-        rows, cols = box_cells(note["bbox"], side, grid)
-        pooled.append(cells[rows, cols].reshape(-1, cells.shape[-1]).mean(0))
+        image = images[note["image_id"]]
+        cells = np.asarray(features_of(image["file_name"]), np.float32)                       # (N, C)
+        under = box_cells([note["bbox"]], image["width"], image["height"], grid, grid).ravel()   # (N,)
+        pooled.append(cells[under].mean(0))
         nouns.append(names[note["category_id"]])
-        stamps.append(note["stamp"])
-    return np.stack(pooled), nouns, stamps
+    return np.stack(pooled), nouns
 
 
 def setting_rows(instances: dict, features_of):
@@ -94,11 +87,11 @@ def main() -> None:
 
     work = Path(args.work)
     config = load_checkpoint(work / "run").config.model
-    side, grid = config.image_size, config.grid_size
+    grid = config.grid_size
     folder = next((work / "features").iterdir())
     index, cached = load_feature_cache(folder)
     trained = lambda name: cached[index[name]]
-    encoder = build_encoder(config.encoder, "default", side, litert=True)
+    encoder = build_encoder(config.encoder, "default", config.image_size, litert=True)
 
     def computed(split: str):
         instances = json.loads((work / split / "instances.json").read_text())
@@ -114,10 +107,10 @@ def main() -> None:
     heldout_photos, heldout_features = computed("photos_heldout")
     texture, texture_features = computed("heldout_texture")
 
-    x, nouns, _ = noun_rows(photos, trained, side, grid)
+    x, nouns = noun_rows(photos, trained, grid)
     order = np.random.default_rng(0).permutation(len(nouns))
     fit, check = order[len(nouns) // 10:], order[:len(nouns) // 10]
-    unseen_x, unseen_nouns, _ = noun_rows(heldout_photos, heldout_features, side, grid)
+    unseen_x, unseen_nouns = noun_rows(heldout_photos, heldout_features, grid)
     result = {"nouns": linear_probe(x[fit], [nouns[n] for n in fit], {
         "seen_stamps_new_images": (x[check], [nouns[n] for n in check]),
         "heldout_composites": (unseen_x, unseen_nouns)})}

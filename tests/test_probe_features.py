@@ -1,4 +1,4 @@
-"""scripts/probe_features.py: the ceiling probe pools the right cells and learns what is learnable."""
+"""scripts/probe_features.py: the linear probe pools the right cells and learns what is learnable."""
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +12,18 @@ def probe(monkeypatch):
     return probe_features
 
 
-def test_a_box_covers_the_cells_under_it(probe):
-    # 256 px, 8x8 grid: cells of 32 px. A box from x 40 to 99, y 0 to 31 covers columns 1-3, row 0.
-    rows, cols = probe.box_cells([40, 0, 60, 32], 256, 8)
-    assert (rows, cols) == (slice(0, 1), slice(1, 4))
-    assert probe.box_cells([250, 250, 40, 40], 256, 8) == (slice(7, 8), slice(7, 8))   # clipped to the grid
-
-
-def test_noun_rows_average_the_boxed_cells_only(probe):
-    grid = np.zeros((8, 8, 3), np.float32)
-    grid[0, 1:4] = [1.0, 2.0, 3.0]   # the boxed cells
-    grid[5, 5] = 100.0               # elsewhere: must not leak in
-    instances = {"categories": [{"id": 7, "name": "cow"}], "images": [{"id": 1, "file_name": "a.jpg"}],
+def test_noun_rows_average_the_cells_attention_is_supervised_on(probe):
+    # 256 px, 8x8 grid: cells of 32 px. Grown by half a cell, the box x 40-100, y 0-32 takes the
+    # cells whose centres lie in x 24-116, y -16-48: columns 1-3 of rows 0-1 (boxes.box_cells).
+    grid = np.full((8, 8, 3), 100.0, np.float32)   # elsewhere: must not leak in
+    grid[0:2, 1:4] = [1.0, 2.0, 3.0]
+    grid[0, 1] = [3.0, 4.0, 5.0]
+    instances = {"categories": [{"id": 7, "name": "cow"}],
+                 "images": [{"id": 1, "file_name": "a.jpg", "width": 256, "height": 256}],
                  "annotations": [{"image_id": 1, "category_id": 7, "bbox": [40, 0, 60, 32], "stamp": "cow.png"}]}
-    pooled, nouns, stamps = probe.noun_rows(instances, lambda name: grid.reshape(64, 3), 256, 8)
-    np.testing.assert_allclose(pooled, [[1.0, 2.0, 3.0]])
-    assert nouns == ["cow"] and stamps == ["cow.png"]
+    pooled, nouns = probe.noun_rows(instances, lambda name: grid.reshape(64, 3), 8)
+    np.testing.assert_allclose(pooled, [[1 + 2 / 6, 2 + 2 / 6, 3 + 2 / 6]])
+    assert nouns == ["cow"]
 
 
 def test_the_linear_probe_learns_separable_labels_and_not_noise(probe):
