@@ -15,7 +15,7 @@ from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
 from .decoding import Searches
 from .images import load_image
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
-from .vocab import Vocabulary
+from .vocab import Vocabulary, agree_articles
 
 COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
 
@@ -162,7 +162,7 @@ class Captioner:
         return [bool(flag) for flag in stats.unfamiliar(np.asarray(features))]
 
     def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, unfamiliar=None) -> Caption:
-        words = self.vocab.decode(ids)
+        words = agree_articles(self.vocab.decode(ids))
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=np.asarray(probs[:len(words)], np.float32),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),

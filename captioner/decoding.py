@@ -9,22 +9,51 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from .config import LIMITS
 from .vocab import Vocabulary
 
 PAD, START, END = Vocabulary.pad_id, Vocabulary.start_id, Vocabulary.end_id
 NEG_INF = -1e9
+# A decoder that has lost its way can loop ("a picture of a picture of a picture of ..." to the
+# length limit). No training caption of either world says the same four words twice, so a word that
+# would repeat four words already said is never chosen. The searches keep every caption's words so
+# far in a fixed (B, HISTORY) array: fixed, so that the loop still compiles and converts to LiteRT.
+REPEAT_WORDS = 4
+HISTORY = LIMITS["max_length"][1]
 
 
-def _log_probs(model, tokens, state):
-    """The shared step: previous ids (B,) -> log-probabilities (B, V), new state, attention (B, N)."""
+def _log_probs(model, tokens, state, history, t):
+    """The shared step: previous ids (B,), the words so far (B, HISTORY) of which t are said ->
+    log-probabilities (B, V), new state, attention (B, N)."""
     hidden, projected, keys = state
     logits, hidden, attention = model.step(tokens, hidden, projected, keys)
     vocab = tf.shape(logits)[-1]
     never = tf.one_hot(PAD, vocab) + tf.one_hot(START, vocab)     # never words, at any step
     # A caption has at least one word: a weak model's best beam can otherwise be <end> at once.
     first = tf.cast(tf.equal(tokens, START), logits.dtype)[:, None] * tf.one_hot(END, vocab)   # (B, V)
-    log_probs = tf.nn.log_softmax(logits + NEG_INF * (never + first))
+    log_probs = tf.nn.log_softmax(logits + NEG_INF * (never + first + repeats(history, t, vocab)))
     return log_probs, (hidden, projected, keys), attention
+
+
+def repeats(history, t, vocab):
+    """(B, V): 1 for each word that would make the last REPEAT_WORDS words ones already said.
+    history (B, H): each caption's words, t of them said so far (zeros after)."""
+    n, windows = REPEAT_WORDS, history.shape[1] - REPEAT_WORDS + 1
+    last = tf.gather(history, tf.maximum(t - (n - 1) + tf.range(n - 1), 0), axis=1)   # (B, n-1)
+    said = tf.range(windows) + (n - 1) < t                                    # (W,): window's next word said
+    match = tf.broadcast_to(said[None], tf.shape(history[:, :windows]))      # (B, W)
+    for i in range(n - 1):
+        match &= tf.equal(history[:, i:i + windows], last[:, i:i + 1])
+    following = history[:, n - 1:]                                            # (B, W): the word after each window
+    rows = tf.broadcast_to(tf.range(tf.shape(history)[0])[:, None], tf.shape(following))
+    counts = tf.scatter_nd(tf.reshape(tf.stack([rows, following], -1), [-1, 2]),
+                           tf.reshape(tf.cast(match, tf.float32), [-1]), [tf.shape(history)[0], vocab])
+    return tf.minimum(counts, 1.0)
+
+
+def _said(history, t, tokens):
+    """history (B, H) with tokens (B,) written at step t."""
+    return history + tokens[:, None] * tf.one_hot(t, HISTORY, dtype=tf.int32)[None]
 
 
 def _choose_and_record(model, features, max_length, choose):
@@ -41,10 +70,12 @@ def _choose_and_record(model, features, max_length, choose):
     ids_ta = tf.TensorArray(tf.int32, size=max_length, element_shape=rows)
     probs_ta = tf.TensorArray(tf.float32, size=max_length, element_shape=rows)
     attention_ta = tf.TensorArray(tf.float32, size=max_length, element_shape=cells)
+    history = tf.zeros([batch, HISTORY], tf.int32)
     steps = tf.constant(0)
     for t in tf.range(max_length):
-        log_probs, state, attention = _log_probs(model, tokens, state)
+        log_probs, state, attention = _log_probs(model, tokens, state, history, t)
         tokens = tf.where(finished, PAD, choose(log_probs, t))                 # (B,)
+        history = _said(history, t, tokens)
         token_log_prob = tf.gather(log_probs, tokens, batch_dims=1)            # (B,)
         total += tf.where(finished, 0.0, token_log_prob)
         ids_ta = ids_ta.write(t, tokens)
@@ -76,17 +107,20 @@ def sample_search(model, features, max_length, temperature, top_k, seed):
     return _choose_and_record(model, features, max_length, choose)
 
 
-def beam_step(model, tokens, hidden, projected, keys, scores, lengths):
-    """One step of K beams -> the K best continuations: words, parent beams, reordered hidden state,
-    scores, lengths and the attention of the step that chose each word, all (K, ...)."""
+def beam_step(model, tokens, hidden, projected, keys, scores, lengths, history, t):
+    """One step (the t-th word) of K beams -> the K best continuations: words, parent beams, reordered
+    hidden state, scores, lengths, words so far (history) and the attention of the step that chose
+    each word, all (K, ...)."""
     k, vocab = tf.shape(tokens)[0], model.config.vocab_size
-    log_probs, (hidden, _, _), attention = _log_probs(model, tokens, (hidden, projected, keys))
+    log_probs, (hidden, _, _), attention = _log_probs(model, tokens, (hidden, projected, keys), history, t)
     pad_only = tf.constant([[0.0] + [NEG_INF] * (vocab - 1)])                 # (1, V): PAD is id 0
     log_probs = tf.where(_finished(tokens)[:, None], pad_only, log_probs)      # (K, V)
     scores, flat = tf.math.top_k(tf.reshape(scores[:, None] + log_probs, [-1]), k)
     parent, tokens = flat // vocab, flat % vocab                               # (K,), (K,)
     lengths = tf.gather(lengths, parent) + tf.cast(tokens != PAD, tf.float32)  # <pad> only after <end>
-    return tokens, parent, tf.gather(hidden, parent), scores, lengths, tf.gather(attention, parent)
+    history = _said(tf.gather(history, parent), t, tokens)                     # (K, HISTORY)
+    return (tokens, parent, tf.gather(hidden, parent), scores, lengths, history,
+            tf.gather(attention, parent))
 
 
 def beam_search(model, features, max_length, beam_size, length_alpha, advance=None):
@@ -108,10 +142,12 @@ def beam_search(model, features, max_length, beam_size, length_alpha, advance=No
     scores = tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)                  # (K,): only beam 0 is live
     tokens = tf.fill([k], START)
     lengths = tf.zeros([k])                                                    # words + <end> so far
+    history = tf.zeros([k, HISTORY], tf.int32)
     words_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)            # per step (K, 2): word, parent
     looks_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)          # per step (K, N + 1): attention, score
     for t in tf.range(max_length):
-        tokens, parent, hidden, scores, lengths, attention = advance(tokens, hidden, projected, keys, scores, lengths)
+        tokens, parent, hidden, scores, lengths, history, attention = advance(
+            tokens, hidden, projected, keys, scores, lengths, history, t)
         words_ta = words_ta.write(t, tf.stack([tokens, parent], 1))
         looks_ta = looks_ta.write(t, tf.concat([attention, scores[:, None]], 1))
         if _cannot_be_beaten(scores, lengths, _finished(tokens), longest, length_alpha):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from .decoding import greedy_search
 from .encoders import as_stored, decode_image_bytes
+from .vocab import CONSONANT_SOUND, VOWEL_SOUND
 
 
 class CaptionModule(tf.Module):
@@ -31,10 +32,18 @@ class CaptionModule(tf.Module):
         ids, probs, attention, _ = greedy_search(self.model, features, tf.constant(self.max_length))
         ids, probs, attention = ids[0], probs[0], attention[0]
         length = tf.reduce_sum(tf.cast(tf.cumsum(tf.cast(ids == self.end_id, tf.int32)) == 0, tf.int32))  # before <end>
-        words = tf.gather(self.words, ids[:length])
+        words = _agree_articles(tf.gather(self.words, ids[:length]))
         return {"caption": tf.strings.reduce_join(words, separator=" "), "words": words,
                 "probs": probs[:length],
                 "attention": tf.reshape(attention[:length], [length, self.grid, self.grid])}
+
+
+def _agree_articles(words):
+    """vocab.agree_articles in the graph: (T,) strings -> (T,) strings."""
+    after = tf.concat([words[1:], [""]], 0)
+    vowel = tf.strings.regex_full_match(after, VOWEL_SOUND) & ~tf.strings.regex_full_match(after, CONSONANT_SOUND)
+    article = ((words == "a") | (words == "an")) & (after != "")
+    return tf.where(article, tf.where(vowel, "an", "a"), words)
 
 
 def export_saved_model(captioner, out) -> Path:

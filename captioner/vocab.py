@@ -18,6 +18,21 @@ def tokenize(caption: str) -> list[str]:
     return _NOT_WORD.sub(" ", caption.lower()).split()
 
 
+# Which words "an" goes before: a vowel first, but not a vowel said as a consonant ("a one",
+# "a unicorn"), and "an hour". Patterns both Python's re and TensorFlow's RE2 read (export.py).
+VOWEL_SOUND = r"(?:[aeiou]|hour|honest|honor|honour|heir).*"
+CONSONANT_SOUND = r"(?:one|once|uni|use|usu|ute|eu|ewe|ufo|uk).*"
+
+
+def agree_articles(words: list[str]) -> list[str]:
+    """"a" before a word said with a vowel first is spelt "an", and "an" before any other is "a".
+    The decoder chooses the article a step before the noun, and the word prior can then pick a noun
+    the article does not fit ("a insect"); only the spelling of that article changes."""
+    def article(word: str) -> str:
+        return "an" if re.fullmatch(VOWEL_SOUND, word) and not re.fullmatch(CONSONANT_SOUND, word) else "a"
+    return [article(after) if word in ("a", "an") else word for word, after in zip(words, words[1:])] + words[-1:]
+
+
 class Vocabulary:
     def __init__(self, words: Iterable[str]):
         words = list(words)

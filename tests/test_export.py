@@ -22,3 +22,12 @@ def test_saved_model_gives_the_same_greedy_caption(trained_checkpoint, coco_fixt
         assert [w.decode() for w in outputs["words"].numpy()] == expected.words
         np.testing.assert_allclose(outputs["probs"].numpy(), expected.probs, rtol=1e-3, atol=1e-4)
         assert outputs["attention"].shape == expected.attention.shape
+
+
+def test_the_graph_spells_articles_as_the_api_does():
+    from captioner.export import _agree_articles
+    from captioner.vocab import agree_articles
+    for text in ("a picture of a insect on the grass", "an dog and an apple and a orange",
+                 "a unicorn and a one and a hour", "there is a", "an"):
+        words = text.split()
+        assert [w.decode() for w in _agree_articles(tf.constant(words)).numpy()] == agree_articles(words)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from captioner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from captioner.config import CheckpointConfig, ModelConfig
-from captioner.decoding import END, Searches
+from captioner.decoding import END, HISTORY, REPEAT_WORDS, Searches, repeats
 from captioner.model import build_model
 from captioner.train import attention_penalty, masked_loss
 from captioner.vocab import Vocabulary
@@ -130,6 +130,14 @@ def test_beam_search_is_at_least_as_likely_as_greedy(decoder):
     assert float(beam_lp[0]) >= greedy_lp - 1e-4
 
 
+def repeating(words, vocab_size):
+    """The words that would end `words` with REPEAT_WORDS words it has already said."""
+    n = REPEAT_WORDS
+    return [w for w in range(vocab_size)
+            if len(words) >= n and any(words[j:j + n] == words[len(words) - n + 1:] + [w]
+                                       for j in range(len(words) - n + 1))]
+
+
 def reference_beam(model, f, max_length, k, alpha):
     """Textbook beam search in numpy over eager decoder steps, every step run, no early stop."""
     projected, keys, hidden = model.encode(f)
@@ -146,6 +154,7 @@ def reference_beam(model, f, max_length, k, alpha):
             logits[[0, 1]] = -np.inf                              # never <pad> or <start>
             if not words:
                 logits[END] = -np.inf                             # and at least one word
+            logits[repeating(words, len(logits))] = -np.inf       # nor four words said before
             log_probs = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
             candidates += [(words + [w], score + log_probs[w], new_state, w == END) for w in range(len(logits))]
         beams = sorted(candidates, key=lambda c: -c[1])[:k]
@@ -201,6 +210,33 @@ def test_decoding_stops_at_max_length_when_end_never_comes():
 def test_every_search_writes_at_least_one_word():
     for ids in every_search_with_end_bias(1e4):           # this model would say <end> at once, every time
         assert ids.shape[1] == 2 and (ids[:, 0] != END).all() and (ids[:, 1] == END).all(), ids
+
+
+def test_repeats_bans_the_word_that_would_say_four_words_again():
+    a, picture, of, red = 4, 5, 6, 7
+    said = [a, picture, of, a, picture, of]                       # "a picture of a picture of"
+    history = tf.constant([said + [0] * (HISTORY - 6), [a, picture, of, red] + [0] * (HISTORY - 4)])
+    banned = repeats(history, tf.constant(6), 12).numpy()
+    assert banned[0].nonzero()[0].tolist() == [a] and not banned[1].any()
+    # Only what is said counts: three words in, nothing can repeat yet.
+    assert not repeats(history, tf.constant(3), 12).numpy().any()
+    assert repeating(said, 12) == [a]
+
+
+def test_no_search_says_the_same_four_words_twice():
+    """A model that would say one word forever: every search says it four times, then must move on."""
+    tf.keras.utils.set_random_seed(1)
+    model = build_model(CONFIG)
+    bias = model.fc2.bias.numpy()
+    bias[END], bias[5] = -1e4, 1e4
+    model.fc2.bias.assign(bias)
+    decoder, f, n = Searches(model), features(2), tf.constant(8)
+    for ids in (decoder.greedy(f, n)[0].numpy(), decoder.beam(f[:1], n, tf.constant(3), tf.constant(0.7))[0].numpy(),
+                decoder.sample(f, n, tf.constant(1.0), tf.constant(0), tf.constant([1, 0]))[0].numpy()):
+        for words in ids.tolist():
+            assert words[:4] == [5] * 4 and words[4] != 5, words
+            grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+            assert len(grams) == len(set(grams)), words
 
 
 def test_compiled_decoding_does_not_retrace(decoder):

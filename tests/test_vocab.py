@@ -1,6 +1,6 @@
 import pytest
 
-from captioner.vocab import SPECIALS, Vocabulary, tokenize
+from captioner.vocab import SPECIALS, Vocabulary, agree_articles, tokenize
 
 
 def test_tokenize_lower_cases_and_drops_punctuation():
@@ -28,3 +28,11 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     assert Vocabulary.load(tmp_path / "v.json").words == vocab.words
     with pytest.raises(ValueError):
         Vocabulary(["dog", "<pad>"])
+
+
+def test_articles_agree_with_the_word_after_them():
+    said = lambda text: " ".join(agree_articles(text.split()))
+    assert said("a picture of a insect on the grass") == "a picture of an insect on the grass"
+    assert said("an dog and an apple and a orange") == "a dog and an apple and an orange"
+    assert said("a unicorn and a one and a hour") == "a unicorn and a one and an hour"
+    assert said("there is a") == "there is a" and said("an") == "an" and agree_articles([]) == []
