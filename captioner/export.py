@@ -42,7 +42,8 @@ def _agree_articles(words):
     """vocab.agree_articles in the graph: (T,) strings -> (T,) strings."""
     after = tf.concat([words[1:], [""]], 0)
     vowel = tf.strings.regex_full_match(after, VOWEL_SOUND) & ~tf.strings.regex_full_match(after, CONSONANT_SOUND)
-    article = ((words == "a") | (words == "an")) & (after != "")
+    is_article = lambda w: (w == "a") | (w == "an")
+    article = is_article(words) & ~is_article(after) & (after != "")
     return tf.where(article, tf.where(vowel, "an", "a"), words)
 
 

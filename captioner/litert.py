@@ -30,7 +30,7 @@ import numpy as np
 from . import quiet_stderr
 
 log = logging.getLogger("captioner.litert")
-GRAPH_SOURCES = ("model.py", "decoding.py", "litert.py")   # what the greedy flatbuffer is traced from
+GRAPH_SOURCES = ("model.py", "decoding.py", "litert.py", "config.py")   # what the greedy flatbuffer is traced from
 # Conversions of one kind kept in the cache: each retrained model (or changed decoder source) adds a
 # ~24 MB greedy flatbuffer; past this many the oldest conversions go (a later load converts again).
 KEEP_PER_KIND = 4

@@ -21,7 +21,7 @@ def tokenize(caption: str) -> list[str]:
 # Which words "an" goes before: a vowel first, but not a vowel said as a consonant ("a one",
 # "a unicorn"), and "an hour". Patterns both Python's re and TensorFlow's RE2 read (export.py).
 VOWEL_SOUND = r"(?:[aeiou]|hour|honest|honor|honour|heir).*"
-CONSONANT_SOUND = r"(?:one|once|uni|use|usu|ute|eu|ewe|ufo|uk).*"
+CONSONANT_SOUND = r"(?:one|once|unicorn|unif|union|uniq|unis|unit|univ|use|usu|ute|uti|uri|usb|eu|ewe|ufo|uk).*"
 
 
 def agree_articles(words: list[str]) -> list[str]:
@@ -30,7 +30,8 @@ def agree_articles(words: list[str]) -> list[str]:
     the article does not fit ("a insect"); only the spelling of that article changes."""
     def article(word: str) -> str:
         return "an" if re.fullmatch(VOWEL_SOUND, word) and not re.fullmatch(CONSONANT_SOUND, word) else "a"
-    return [article(after) if word in ("a", "an") else word for word, after in zip(words, words[1:])] + words[-1:]
+    return [article(after) if word in ("a", "an") and after not in ("a", "an") else word
+            for word, after in zip(words, words[1:])] + words[-1:]
 
 
 class Vocabulary:

@@ -28,6 +28,7 @@ def test_the_graph_spells_articles_as_the_api_does():
     from captioner.export import _agree_articles
     from captioner.vocab import agree_articles
     for text in ("a picture of a insect on the grass", "an dog and an apple and a orange",
-                 "a unicorn and a one and a hour", "there is a", "an"):
+                 "a unicorn and a one and a hour and a uninvited an utility", "a a dog an an apple",
+                 "there is a", "an"):
         words = text.split()
         assert [w.decode() for w in _agree_articles(tf.constant(words)).numpy()] == agree_articles(words)

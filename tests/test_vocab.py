@@ -34,5 +34,7 @@ def test_articles_agree_with_the_word_after_them():
     said = lambda text: " ".join(agree_articles(text.split()))
     assert said("a picture of a insect on the grass") == "a picture of an insect on the grass"
     assert said("an dog and an apple and a orange") == "a dog and an apple and an orange"
-    assert said("a unicorn and a one and a hour") == "a unicorn and a one and an hour"
+    assert said("a unicorn and a one and a hour and a uninvited an utility") == \
+        "a unicorn and a one and an hour and an uninvited a utility"
+    assert said("a a dog an an apple") == "a a dog an an apple"      # a stutter is left as said
     assert said("there is a") == "there is a" and said("an") == "an" and agree_articles([]) == []
