@@ -11,8 +11,9 @@ these cut-outs:
   settings: image-mean features -> setting; training composites -> held-out backgrounds, and
             emoji scenes alone or with the composites -> the held-out texture family
 
-`python scripts/probe_features.py --work data/scene-model` (a finished run's folder: its feature
-cache, training renders and held-out sets). A few minutes on 2 cores; prints one JSON object.
+`python scripts/probe_features.py --work data/scene-model [--hidden 512]` (a finished run's folder:
+its feature cache, training renders and held-out sets; --hidden: one ReLU layer first, a non-linear
+reader). A few minutes on 2 cores; prints one JSON object.
 """
 from __future__ import annotations
 
@@ -49,15 +50,17 @@ def setting_rows(instances: dict, features_of):
     return np.stack(means), [im["setting"] for im in instances["images"]]
 
 
-def linear_probe(train_x, train_y, tests: dict, seed: int = 0, epochs: int = 20) -> dict:
+def linear_probe(train_x, train_y, tests: dict, seed: int = 0, epochs: int = 20, hidden: int = 0) -> dict:
     """Softmax regression (dropout 0.5 on standardised inputs, L2 1e-3): accuracy on each test set
-    whose label the training set has."""
+    whose label the training set has. `hidden` > 0: one ReLU layer of that width first (then dropout
+    0.5 again), a non-linear reader."""
     import keras
     labels = sorted(set(train_y))
     index = {name: n for n, name in enumerate(labels)}
     mean, spread = train_x.mean(0), train_x.std(0) + 1e-3
     keras.utils.set_random_seed(seed)
-    probe = keras.Sequential([keras.Input((train_x.shape[1],)), keras.layers.Dropout(0.5),
+    middle = [keras.layers.Dense(hidden, "relu"), keras.layers.Dropout(0.5)] if hidden else []
+    probe = keras.Sequential([keras.Input((train_x.shape[1],)), keras.layers.Dropout(0.5), *middle,
                               keras.layers.Dense(len(labels), kernel_regularizer=keras.regularizers.l2(1e-3))])
     probe.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     probe.fit((train_x - mean) / spread, np.array([index[y] for y in train_y]), epochs=epochs, batch_size=256,
@@ -77,7 +80,9 @@ def linear_probe(train_x, train_y, tests: dict, seed: int = 0, epochs: int = 20)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="a make model run's folder")
+    parser.add_argument("--hidden", type=int, default=0, help="a ReLU layer this wide before the softmax (0: linear)")
     args = parser.parse_args()
+    probe = lambda x, y, tests: linear_probe(x, y, tests, hidden=args.hidden)
     import captioner
     captioner.import_tensorflow_quietly()
     from PIL import Image
@@ -111,7 +116,7 @@ def main() -> None:
     order = np.random.default_rng(0).permutation(len(nouns))
     fit, check = order[len(nouns) // 10:], order[:len(nouns) // 10]
     unseen_x, unseen_nouns = noun_rows(heldout_photos, heldout_features, grid)
-    result = {"nouns": linear_probe(x[fit], [nouns[n] for n in fit], {
+    result = {"nouns": probe(x[fit], [nouns[n] for n in fit], {
         "seen_stamps_new_images": (x[check], [nouns[n] for n in check]),
         "heldout_composites": (unseen_x, unseen_nouns)})}
 
@@ -120,9 +125,9 @@ def main() -> None:
     tests = {"heldout_composites": setting_rows(heldout_photos, heldout_features),
              "heldout_texture": setting_rows(texture, texture_features)}
     result["settings"] = {
-        "composites": linear_probe(photo_x, photo_settings, {"heldout_composites": tests["heldout_composites"]}),
-        "emoji_scenes": linear_probe(scene_x, scene_settings, {"heldout_texture": tests["heldout_texture"]}),
-        "both_worlds": linear_probe(np.concatenate([scene_x, photo_x]), scene_settings + photo_settings, tests)}
+        "composites": probe(photo_x, photo_settings, {"heldout_composites": tests["heldout_composites"]}),
+        "emoji_scenes": probe(scene_x, scene_settings, {"heldout_texture": tests["heldout_texture"]}),
+        "both_worlds": probe(np.concatenate([scene_x, photo_x]), scene_settings + photo_settings, tests)}
     print(json.dumps(result, indent=1))
 
 

@@ -39,3 +39,14 @@ def test_the_linear_probe_learns_separable_labels_and_not_noise(probe):
     assert scores["unknown"] == {"accuracy": None, "rows": 0}   # labels it never learnt are not scored
     chance = probe.linear_probe(x[:2500], noise[:2500], {"held": (x[2500:], noise[2500:])})
     assert chance["held"]["accuracy"] < 0.35
+
+
+def test_the_hidden_layer_reads_what_no_linear_probe_can(probe):
+    rng = np.random.default_rng(1)
+    signs = rng.normal(size=(4000, 2))
+    names = ["same sign" if a * b > 0 else "signs differ" for a, b in signs]   # XOR: no line splits it
+    x = np.repeat(signs, 8, axis=1) + 0.1 * rng.normal(size=(4000, 16))     # copies survive the input dropout
+    tests = {"held": (x[3000:], names[3000:])}
+    linear = probe.linear_probe(x[:3000], names[:3000], tests, epochs=30)
+    deep = probe.linear_probe(x[:3000], names[:3000], tests, epochs=30, hidden=64)
+    assert linear["held"]["accuracy"] < 0.65 < 0.85 < deep["held"]["accuracy"]
