@@ -10,15 +10,14 @@ from __future__ import annotations
 import tensorflow as tf
 
 from .config import LIMITS
-from .vocab import Vocabulary
+from .vocab import REPEAT_WORDS, Vocabulary
 
 PAD, START, END = Vocabulary.pad_id, Vocabulary.start_id, Vocabulary.end_id
 NEG_INF = -1e9
 # A decoder that has lost its way can loop ("a picture of a picture of a picture of ..." to the
-# length limit). No training caption of either world says the same four words twice, so a word that
-# would repeat four words already said is never chosen. The searches keep every caption's words so
-# far in a fixed (B, HISTORY) array: fixed, so that the loop still compiles and converts to LiteRT.
-REPEAT_WORDS = 4
+# length limit), so a word that would repeat REPEAT_WORDS words already said is never chosen. The
+# searches keep every caption's words so far in a fixed (B, HISTORY) array: fixed, so that the loop
+# still compiles and converts to LiteRT.
 HISTORY = LIMITS["max_length"][1]
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .config import LIMITS
 from .images import InputError
 
 STRATEGIES = ("greedy", "sample", "beam")
@@ -37,7 +38,7 @@ class DecodingOptions:
                             help="makes sampling repeatable (empty: a new random seed, reported)")
     num_samples: int = knob(1, 1, 10, step=1, only="sample", label="Number of samples",
                             help="samples drawn at once, most likely first")
-    max_length: int | None = knob(None, 1, 100, step=1, label="Max caption length (words)",
+    max_length: int | None = knob(None, *LIMITS["max_length"], step=1, label="Max caption length (words)",
                                   help="longest caption (empty: the model's own)")
     length_alpha: float = knob(0.7, 0.0, 2.0, step=0.05, only="beam", label="Length normalisation",
                                help="beam search ranks by log-probability / length ** alpha")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .vocab import tokenize
+from .vocab import REPEAT_WORDS, tokenize
 
 IRREGULAR = {"mouse": "mice", "goose": "geese", "person": "people", "man": "men", "woman": "women",
              "sheep": "sheep", "deer": "deer", "fish": "fish", "child": "children", "knife": "knives"}
@@ -113,14 +113,13 @@ def broken_caption(caption: str, forms: dict) -> bool:
     """True when a caption starts with a noun, names one noun twice (either form) or says the same
     four words twice: what a word prior decoded too loud writes ("apple apple in a room", "a cat in
     a cat a cat ...") and what a decoder caught in a loop writes ("a picture of a picture of a
-    picture of ..."). No caption of either world does any of these (not one of the 320,000 the
-    default model trained on repeats four words; "a pair of scissors and a pair of pliers" repeats
-    three). `forms` from noun_forms or world_forms."""
+    picture of ..."). No caption of either world does any of these (vocab.REPEAT_WORDS). `forms`
+    from noun_forms or world_forms."""
     said, starts_with_noun = nouns_said(caption, forms)
     return starts_with_noun or len(said) != len(set(said)) or repeats_words(caption)
 
 
-def repeats_words(caption: str, span: int = 4) -> bool:
+def repeats_words(caption: str, span: int = REPEAT_WORDS) -> bool:
     """True when some `span` consecutive words come twice in the caption."""
     words = caption.lower().split()
     runs = [tuple(words[n:n + span]) for n in range(len(words) - span + 1)]

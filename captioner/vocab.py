@@ -18,6 +18,11 @@ def tokenize(caption: str) -> list[str]:
     return _NOT_WORD.sub(" ", caption.lower()).split()
 
 
+# No training caption of either world says the same four words twice (not one of the 320,000 the
+# default model trained on; "a pair of scissors and a pair of pliers" repeats three): decoding never
+# does (decoding.repeats), and a caption that does is broken (subjects.broken_caption).
+REPEAT_WORDS = 4
+
 # Which words "an" goes before: a vowel first, but not a vowel said as a consonant ("a one",
 # "a unicorn"), and "an hour". Patterns both Python's re and TensorFlow's RE2 read (export.py).
 VOWEL_SOUND = r"(?:[aeiou]|hour|honest|honor|honour|heir).*"

@@ -50,7 +50,7 @@ def setting_rows(instances: dict, features_of):
     return np.stack(means), [im["setting"] for im in instances["images"]]
 
 
-def linear_probe(train_x, train_y, tests: dict, seed: int = 0, epochs: int = 20, hidden: int = 0) -> dict:
+def fit_probe(train_x, train_y, tests: dict, seed: int = 0, epochs: int = 20, hidden: int = 0) -> dict:
     """Softmax regression (dropout 0.5 on standardised inputs, L2 1e-3): accuracy on each test set
     whose label the training set has. `hidden` > 0: one ReLU layer of that width first (then dropout
     0.5 again), a non-linear reader."""
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--work", required=True, help="a make model run's folder")
     parser.add_argument("--hidden", type=int, default=0, help="a ReLU layer this wide before the softmax (0: linear)")
     args = parser.parse_args()
-    probe = lambda x, y, tests: linear_probe(x, y, tests, hidden=args.hidden)
+    probe = lambda x, y, tests: fit_probe(x, y, tests, hidden=args.hidden)
     import captioner
     captioner.import_tensorflow_quietly()
     from PIL import Image

@@ -1,4 +1,4 @@
-"""scripts/probe_features.py: the linear probe pools the right cells and learns what is learnable."""
+"""scripts/probe_features.py: the probe pools the right cells and learns what is learnable."""
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +26,18 @@ def test_noun_rows_average_the_cells_attention_is_supervised_on(probe):
     assert nouns == ["cow"]
 
 
-def test_the_linear_probe_learns_separable_labels_and_not_noise(probe):
+def test_the_probe_learns_separable_labels_and_not_noise(probe):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 3000)
     centres = rng.normal(size=(4, 16)) * 3
     x = centres[labels] + rng.normal(size=(3000, 16))
     names = [f"class{n}" for n in labels]
     noise = [f"class{n}" for n in rng.integers(0, 4, 3000)]
-    scores = probe.linear_probe(x[:2500], names[:2500], {"same": (x[2500:], names[2500:]),
-                                                         "unknown": (x[2500:], ["never seen"] * 500)})
+    scores = probe.fit_probe(x[:2500], names[:2500], {"same": (x[2500:], names[2500:]),
+                                                      "unknown": (x[2500:], ["never seen"] * 500)})
     assert scores["same"]["accuracy"] > 0.75 and scores["same"]["rows"] == 500
     assert scores["unknown"] == {"accuracy": None, "rows": 0}   # labels it never learnt are not scored
-    chance = probe.linear_probe(x[:2500], noise[:2500], {"held": (x[2500:], noise[2500:])})
+    chance = probe.fit_probe(x[:2500], noise[:2500], {"held": (x[2500:], noise[2500:])})
     assert chance["held"]["accuracy"] < 0.35
 
 
@@ -47,6 +47,6 @@ def test_the_hidden_layer_reads_what_no_linear_probe_can(probe):
     names = ["same sign" if a * b > 0 else "signs differ" for a, b in signs]   # XOR: no line splits it
     x = np.repeat(signs, 8, axis=1) + 0.1 * rng.normal(size=(4000, 16))     # copies survive the input dropout
     tests = {"held": (x[3000:], names[3000:])}
-    linear = probe.linear_probe(x[:3000], names[:3000], tests, epochs=30)
-    deep = probe.linear_probe(x[:3000], names[:3000], tests, epochs=30, hidden=64)
+    linear = probe.fit_probe(x[:3000], names[:3000], tests, epochs=30)
+    deep = probe.fit_probe(x[:3000], names[:3000], tests, epochs=30, hidden=64)
     assert linear["held"]["accuracy"] < 0.65 < 0.85 < deep["held"]["accuracy"]
