@@ -25,7 +25,11 @@ from captioner.demo import Page
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
-CONCURRENCY = 4     # queued requests served at once; model calls themselves are serialised
+LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
+LIVE_LIMIT_S = 300  # one stream's length; the visitor starts another
+# Every event that decodes, captions or draws shares one limit (the model itself runs one call at
+# a time); the live camera has its own, as a stream holds its slot between frames.
+WORK = dict(concurrency_id="work", concurrency_limit=serving.WORK_LIMIT)
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
@@ -135,8 +139,8 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         page_events(page, image, url, url_button, button, compare, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
-        gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption")
-        gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url")
+        gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption", **WORK)
+        gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url", **WORK)
     return app
 
 
@@ -152,20 +156,21 @@ def live_camera(page) -> None:
                 live_heat = gr.Image(label="Where it looks for the current word", type="pil",
                                      interactive=False, height=320)
         live_state = gr.State(None)
-    # A frame that arrives while one is captioned replaces any waiting one (always_last, one at a
-    # time): the stream drops frames instead of queueing them behind a slow caption.
+    # A frame that arrives while one is captioned replaces the one waiting (Gradio keeps only the
+    # latest): the stream drops frames instead of queueing them behind a slow caption.
     live.stream(page.live_caption, [live, live_state], [live_text, live_heat, live_note, live_state],
-                stream_every=LIVE_EVERY_S, time_limit=300, concurrency_limit=1, trigger_mode="always_last",
-                api_visibility="private")
+                stream_every=LIVE_EVERY_S, time_limit=LIVE_LIMIT_S, concurrency_id="live",
+                concurrency_limit=LIVE_STREAMS, api_visibility="private")
 
 
 def page_events(page, image, url, url_button, button, compare, examples, options, outputs):
     """The page's own events (private: the API page lists only the two endpoints)."""
     error, text, *_, confidence, selected, gallery, table, figure_file, gif_file, shown = outputs
-    private = dict(api_visibility="private")
+    private = dict(api_visibility="private", **WORK)
 
     def then_downloads(event):
-        event.then(None, js=SHOW_RESULT, **private).then(page.downloads, shown, [figure_file, gif_file], **private)
+        event.then(None, js=SHOW_RESULT, api_visibility="private").then(
+            page.downloads, shown, [figure_file, gif_file], **private)
 
     then_downloads(button.click(page.show_caption, [image, *options], outputs, **private))
     then_downloads(compare.click(page.compare, [image, *options], outputs, **private))
@@ -174,7 +179,7 @@ def page_events(page, image, url, url_button, button, compare, examples, options
     if examples is not None:    # an example is captioned as soon as it is clicked
         then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], outputs, **private))
     image.upload(page.check_image, image, [image, error], **private)
-    options[0].change(page.show_controls, options[0], options[1:], **private)
+    options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
     gallery.select(page.show_word, shown, selected, **private)
     confidence.select(page.show_word, shown, selected, **private)
     text.select(page.show_caption_word, shown, selected, **private)
@@ -184,8 +189,10 @@ def page_events(page, image, url, url_button, button, compare, examples, options
 
 def serve(app: gr.Blocks, **launch_options):
     """Queue and launch as `python app.py` does (tests use it too)."""
-    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    return app.launch(css=CSS, head=HEAD, **serving.launch_options(), **launch_options)
+    app.queue(default_concurrency_limit=serving.WORK_LIMIT, max_size=64)
+    serving.start_sweeper()
+    server_name = launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    return app.launch(css=CSS, head=HEAD, **serving.launch_options(server_name), **launch_options)
 
 
 def main(argv=None) -> int:

@@ -13,8 +13,8 @@ import tensorflow as tf
 from .assets import DEFAULT_CHECKPOINT
 from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
 from .decoding import Searches
-from .images import load_image
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
+from .sandbox import POOL, load_untrusted_image
 from .vocab import Vocabulary, agree_articles
 
 COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
@@ -78,7 +78,9 @@ class Captioner:
         return cls.load(f"hf://{repo_id}", **kwargs)
 
     def warm_up(self) -> "Captioner":
-        """Trace every compiled function once, so the first real request is as fast as the rest."""
+        """Trace every compiled function once and start an image decoding worker, so the first
+        real request is as fast as the rest."""
+        POOL.warm_up()
         blank = np.full((self.encoder.input_size, self.encoder.input_size, 3), 127, np.uint8)
         for strategy in STRATEGIES:
             self.caption(blank, strategy=strategy, seed=0)
@@ -101,19 +103,19 @@ class Captioner:
         them), or the one caption of greedy or beam search."""
         settings = DecodingOptions.parse(**options)
         copies = settings.num_samples if settings.strategy == "sample" else 1
-        return self._decode([load_image(image)], settings, copies)
+        return self._decode([load_untrusted_image(image)], settings, copies)
 
     def caption_batch(self, images, **options) -> list[Caption]:
         """Several images -> one caption each, decoded as one batch (beam search: one by one)."""
         settings = DecodingOptions.parse(**options)
-        return self._decode([load_image(image) for image in images], settings)
+        return self._decode([load_untrusted_image(image) for image in images], settings)
 
     def compare(self, image, **options) -> list[Caption]:
         """One image, encoded once -> its greedy caption, its beam-search caption and several samples
         (`num_samples`, at least COMPARE_SAMPLES, most likely first), all decoded from the same
         features. Options as for `captions`; `strategy` is ignored."""
         settings = DecodingOptions.parse(**{**options, "strategy": "greedy"})
-        picture = load_image(image)
+        picture = load_untrusted_image(image)
         with self._lock:
             features = self.features([picture])
         samples = max(settings.num_samples, COMPARE_SAMPLES)

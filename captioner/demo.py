@@ -9,19 +9,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import io
 import logging
 import re
 import tempfile
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError, load_image
+from .images import InputError
 from .options import DecodingOptions, visibility
+from .sandbox import load_untrusted_image
 from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
@@ -33,6 +38,10 @@ PAGE_OUTPUTS = ["error", "caption", "note", "details", "confidence", "selected",
                 "figure_file", "gif_file", "shown"]
 APOLOGY = "Something went wrong captioning this image. Please try another one."
 CUT_MARK = " …"     # after a caption the length limit stopped before the model ended it
+RESULTS_BYTES = 64 * 2 ** 20   # every session's latest result together (Results): about 1,000 photos
+SHOWN_SIDE = 640               # the page's largest view of an image (the selected word)
+EXPIRED = ("This result is no longer kept on the server (it keeps the latest results of every "
+           "visitor, for a while); caption the image again to inspect its words")
 log = logging.getLogger("captioner.demo")
 
 
@@ -70,14 +79,62 @@ def named_options(first: str):
     return decorate
 
 
-@dataclass
+class Results:
+    """Every session's latest result, in one store of bounded size that all sessions share.
+
+    A session's state (gr.State) keeps only a `Shown`, a key into this store: Gradio keeps up to
+    10,000 sessions, closed tabs for an hour and API clients indefinitely, so an image kept in each
+    session's state is memory that visitors leave behind. Here each result's picture is kept as a
+    JPEG at the page's largest view (SHOWN_SIDE), and the least recently used results leave first
+    once the store holds RESULTS_BYTES."""
+
+    def __init__(self, max_bytes: int = RESULTS_BYTES):
+        self.max_bytes, self.size = max_bytes, 0
+        self.items: OrderedDict[str, tuple[bytes, list, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def put(self, key: str, captions: list) -> None:
+        """Keep captions of one picture (every caption of a result shows the same image)."""
+        picture, small = io.BytesIO(), captions[0].image.copy()
+        small.thumbnail((SHOWN_SIDE, SHOWN_SIDE))              # only ever shrinks
+        small.save(picture, "JPEG", quality=90)
+        bare = [dataclasses.replace(c, image=None) for c in captions]
+        size = picture.tell() + sum(c.attention.nbytes + c.probs.nbytes + 1024 for c in captions)
+        with self.lock:
+            self.items[key] = (picture.getvalue(), bare, size)
+            self.size += size
+            while self.size > self.max_bytes and len(self.items) > 1:
+                self.size -= self.items.popitem(last=False)[1][2]
+
+    def get(self, key: str) -> list:
+        """The captions kept under `key`, with their picture; Expired if they have left."""
+        with self.lock:
+            if key not in self.items:
+                raise Expired(EXPIRED)
+            self.items.move_to_end(key)
+            picture, bare, _ = self.items[key]
+        image = Image.open(io.BytesIO(picture)).convert("RGB")
+        return [dataclasses.replace(c, image=image) for c in bare]
+
+
+class Expired(InputError):
+    """A session's result has left the store."""
+
+
+@dataclass(frozen=True)
 class Shown:
-    """This session's result: every caption on show (samples or a comparison, most likely first)
-    and which one is inspected. `stamp` names its downloads, so they are made once per caption."""
-    captions: list
+    """This session's result as its state keeps it: where the captions are kept, the captions
+    table's labels and which caption is inspected. `stamp` is the result's key in `Results` and
+    names its downloads, so they are made once per caption."""
+    results: Results = field(repr=False, compare=False)
     labels: list[str]
     current: int = 0
     stamp: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def captions(self) -> list:
+        """Every caption on show (samples or a comparison, most likely first); Expired if gone."""
+        return self.results.get(self.stamp)
 
     @property
     def caption(self):
@@ -91,8 +148,9 @@ class Page:
     and every other output is left as it was, so the previous result stays on show. The API
     endpoints raise gr.Error instead, which clients receive as an error."""
 
-    def __init__(self, captioner):
+    def __init__(self, captioner, results: Results | None = None):
         self.captioner = captioner
+        self.results = results or Results()
 
     # --- the page's own events ----------------------------------------------------------------
 
@@ -118,7 +176,7 @@ class Page:
         if image is None:
             return gr.skip(), _no_error()
         try:
-            load_image(image)
+            load_untrusted_image(image)
         except InputError as error:
             return None, _error(str(error))
         return gr.skip(), _no_error()
@@ -126,14 +184,20 @@ class Page:
     @staticmethod
     def show_word(shown, event: gr.SelectData):
         """A click on a word's overlay or confidence chip -> that word's overlay, large, labelled."""
-        return word_view(shown.caption if shown else None, event.index)
+        try:
+            return word_view(shown.caption if shown else None, event.index)
+        except Expired:
+            return _expired(1)
 
     @staticmethod
     def show_caption_word(shown, event: gr.SelectData):
         """A word picked (clicked twice or selected) in the caption box -> as `show_word`."""
         if not shown or not isinstance(event.index, (list, tuple)):
             return gr.skip()
-        best = shown.captions[0]
+        try:
+            best = shown.captions[0]
+        except Expired:
+            return _expired(1)
         return word_view(best, _word_at(best.text, int(event.index[0])))
 
     @staticmethod
@@ -141,10 +205,13 @@ class Page:
         """A row of the captions table clicked -> that caption inspected: confidence, selected word,
         overlays, downloads (cleared until remade) and the result with its new `current`."""
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        if not shown or not 0 <= int(row) < len(shown.captions):
+        if not shown or not 0 <= int(row) < len(shown.labels):
             return (gr.skip(),) * 6
         shown = dataclasses.replace(shown, current=int(row))
-        return (*_inspected(shown), None, None, shown)
+        try:
+            return (*_inspected(shown), None, None, shown)
+        except Expired:
+            return _expired(6)
 
     @staticmethod
     def show_controls(strategy) -> list:
@@ -158,6 +225,8 @@ class Page:
         an animated GIF."""
         try:
             return save_downloads(shown)
+        except Expired:
+            return None, None
         except Exception:
             log.exception("downloads failed")
             return None, None
@@ -216,12 +285,20 @@ class Page:
         except Exception:
             log.exception("captioning failed")
             return (_error(APOLOGY),) + (gr.skip(),) * (len(PAGE_OUTPUTS) - 1)
-        shown = Shown(captions, _labels(captions))
+        shown = Shown(self.results, _labels(captions))
+        self.results.put(shown.stamp, captions)
         best = captions[0]
         rows = [[label, c.text, round(c.log_prob, 3)] for label, c in zip(shown.labels, captions)]
         return (_no_error(), best.text + (CUT_MARK if best.cut else ""), caption_note(best),
                 details(captions), *_inspected(shown), gr.update(value=rows, visible=len(rows) > 1),
                 None, None, shown)
+
+
+def _expired(outputs: int):
+    """A word view of a result that has left the store: the visitor is told why (a notice) and
+    every output stays as it was."""
+    gr.Warning(EXPIRED)
+    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
 
 
 def _required(image):

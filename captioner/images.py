@@ -56,7 +56,7 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
         if orientation in _ORIENTATIONS:
             image = image.transpose(_ORIENTATIONS[orientation])
         return _to_rgb(image)
-    except InputError:
+    except (InputError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"The image is too large; the limit is {max_pixels / 1e6:g} megapixels") from None
@@ -69,12 +69,17 @@ def _open(source, max_pixels: int) -> Image.Image:
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
+    return _decode(read_encoded(source), max_pixels)
+
+
+def read_encoded(source) -> bytes:
+    """The encoded bytes of a path, bytes or binary stream, refused past MAX_FILE_BYTES."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode(bytes(source), max_pixels)
+        return bytes(source)
     if isinstance(source, (str, Path)):
-        return _decode(_read_path(Path(source)), max_pixels)
+        return _read_path(Path(source))
     if hasattr(source, "read"):
-        return _decode(_read_stream(source), max_pixels)
+        return _read_stream(source)
     raise InputError(f"Cannot read an image from a {type(source).__name__}")
 
 
@@ -109,7 +114,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
             image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode big JPEGs at 1/2, 1/4 or 1/8 scale
         image.seek(0)                                 # animations: the first frame
         image.load()
-    except (InputError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (InputError, MemoryError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise
     except Image.UnidentifiedImageError:
         raise InputError(f"Not an image, or not a supported format ({', '.join(FORMATS)})") from None

@@ -22,7 +22,8 @@ import httpcore
 import httpx
 from PIL import Image
 
-from .images import MAX_PIXELS, InputError, load_image
+from .images import MAX_PIXELS, InputError
+from .sandbox import load_untrusted_image
 
 MAX_URL_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -98,9 +99,9 @@ def fetch_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 10.0
 
 
 def load_image_url(url: str, *, max_pixels: int = MAX_PIXELS, **fetch_options) -> Image.Image:
-    """fetch_url, then load_image: whatever the server says the content type is, only bytes
-    Pillow opens as an allowed image format are accepted."""
-    return load_image(fetch_url(url, **fetch_options), max_pixels=max_pixels)
+    """fetch_url, then decode in a budgeted worker (captioner.sandbox): whatever the server says the
+    content type is, only bytes Pillow opens as an allowed image format are accepted."""
+    return load_untrusted_image(fetch_url(url, **fetch_options), max_pixels=max_pixels)
 
 
 def _parse_url(url) -> httpx.URL:

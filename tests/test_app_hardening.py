@@ -184,7 +184,7 @@ def test_uploads_are_limited_in_count_and_total_size(server, tmp_path):
         assert many.status_code == 413 and "at most 1 file" in many.text
         port = int(url.split(":")[2].split("/")[0])           # a declared 50 MB: refused before reading
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            raw.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 52428800\r\n"
+            raw.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 52428800\r\n"
                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
             reply = b""
             while b"per request" not in reply and (chunk := raw.recv(4096)):

@@ -282,8 +282,10 @@ def test_live_mode_captions_each_frame_and_steps_through_the_words(page, model, 
     assert page.live_caption(None, live)[3] is live                              # no frame: nothing changes
 
 
-def test_live_stream_drops_frames_instead_of_queueing(tiny_app):
+def test_live_stream_has_its_own_slots_and_keeps_streaming(tiny_app):
     config = tiny_app.get_config_file()
     live = [d for d in config["dependencies"] if any(t[1] == "stream" for t in d["targets"])]
-    assert len(live) == 1 and live[0]["trigger_mode"] == "always_last" and live[0]["stream_every"] <= 0.2
-    assert tiny_app.fns[live[0]["id"]].concurrency_limit == 1          # one frame at a time
+    # always_last made a real browser send one frame and stop (one request, then nothing).
+    assert len(live) == 1 and live[0]["trigger_mode"] != "always_last" and live[0]["stream_every"] <= 0.2
+    fn = tiny_app.fns[live[0]["id"]]
+    assert fn.concurrency_id == "live" and fn.concurrency_limit == app.LIVE_STREAMS     # not the work slots
