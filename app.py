@@ -191,6 +191,7 @@ def serve(app: gr.Blocks, **launch_options):
     """Queue and launch as `python app.py` does (tests use it too)."""
     app.queue(default_concurrency_limit=serving.WORK_LIMIT, max_size=64)
     serving.start_sweeper()
+    serving.keep_big_buffers_out_of_the_heap()
     server_name = launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     return app.launch(css=CSS, head=HEAD, **serving.launch_options(server_name), **launch_options)
 

@@ -4,9 +4,9 @@ Starts `python app.py` in its own process, warms it up, then N clients each send
 /caption requests at once. Checks every request is answered without error, every caption equals
 the single-client caption of the same image, and the server's resident memory after the run is
 at most 1.2 x what it was after warm-up. Then a hostile burst: four attacks at a time (a
-progressive-JPEG scan bomb, a URL and a server path in the file field, all refused, and a 40 MP
-float TIFF, captioned within its memory budget) while one client captions greedily; its slowest
-caption must take at most 2 s. Prints one JSON object.
+progressive-JPEG scan bomb, a GIF comment in 1-byte blocks and a PNG whose EXIF tags all point at
+one 9 MB blob, all refused, and a 40 MP float TIFF, captioned within its budget) while one client
+captions greedily; its slowest caption must take at most 2 s. Prints one JSON object.
 """
 from __future__ import annotations
 
@@ -119,6 +119,55 @@ def hostile_files(folder: Path) -> list[Path]:
     return [folder / "bomb.jpg", folder / "float.tif"]
 
 
+def parser_bombs(folder: Path) -> list[Path]:
+    """Small files that reach quadratic corners of Pillow's parsers (found by the third review):
+    a GIF comment in 1-byte sub-blocks (2 MB: 34 s of CPU in-process), EXIF tags that all point at
+    one 9 MB blob (in a PNG and as a TIFF: a copy per tag, about 1 and 2 GB), and BMP run-length
+    rows 39 million pixels wide ended at once (RLE8 and RLE4: Pillow pads them a byte at a time)."""
+    import io
+    import struct
+    import zlib
+    from PIL import Image
+
+    def tiff_blob(tags: int, blob: int, image: bool = False) -> bytes:
+        """A little-endian TIFF whose `tags` UNDEFINED tags all point at one blob (with `image`, an
+        8x8 grey image's own tags first, so Pillow takes it for a picture)."""
+        own = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 0), (277, 3, 1, 1), (278, 3, 1, 8), (279, 4, 1, 64)] if image else []
+        count = len(own) + tags
+        pixels = 8 + 2 + 12 * count + 4
+        start = pixels + (64 if image else 0)
+        entries = b"".join(struct.pack("<HHII", tag, kind, n, pixels if tag == 273 else value)
+                           for tag, kind, n, value in own)
+        entries += b"".join(struct.pack("<HHII", 0x9000 + k, 7, blob, start) for k in range(tags))
+        return (b"II*\0" + struct.pack("<IH", 8, count) + entries + b"\0" * 4
+                + (b"\x80" * 64 if image else b"") + b"\0" * blob)
+
+    def png(extra: bytes = b"") -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), (90, 120, 60)).save(out, "PNG")
+        data = out.getvalue()
+        return data[:-12] + extra + data[-12:]                    # before IEND
+
+    def bmp_rle(bits: int, width: int = 39_000_000) -> bytes:     # one pixel, end of line, end
+        body, colours = b"\x01\x00\x00\x00\x00\x01", 2 ** bits
+        start = 14 + 40 + 4 * colours
+        dib = struct.pack("<IiiHHIIiiII", 40, width, 1, 1, bits, 1 if bits == 8 else 2, len(body), 0, 0, colours, 0)
+        return b"BM" + struct.pack("<IHHI", start + len(body), 0, 0, start) + dib + b"\0" * 4 * colours + body
+
+    gif = io.BytesIO()
+    Image.new("P", (1, 1)).save(gif, "GIF")
+    gif = gif.getvalue()
+    header = 13 + (3 * 2 ** ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)
+    exif = tiff_blob(100, 9 * 2 ** 20)
+    files = {"comment.gif": gif[:header] + b"\x21\xfe" + b"\x01x" * 2 ** 20 + b"\0" + gif[header:],
+             "exif.png": png(struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))),
+             "tags.tif": tiff_blob(100, 9 * 2 ** 20, image=True), "rle8.bmp": bmp_rle(8), "rle4.bmp": bmp_rle(4)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return [folder / name for name in files]
+
+
 def call_raw(http, url: str, first) -> str:
     """/caption through the plain HTTP API (a client can send what gradio_client would not)."""
     from captioner.options import DecodingOptions
@@ -134,27 +183,27 @@ def hostile_burst(url: str, image: str, seconds: float = 20) -> dict:
     stop, refused, failures = threading.Event(), [], []
 
     def attacker(attack):
+        """Uploads its file once (the server keeps it ten minutes, and one client may upload
+        200 MB in that time), then asks for its caption again and again."""
         with httpx.Client(timeout=60) as http:
+            with open(attack, "rb") as file:
+                path = http.post(f"{url}gradio_api/upload", files={"files": file}).json()[0]
             while not stop.is_set():
                 try:
-                    refused.append(attack_once(http, attack))
+                    refused.append(attack_once(http, attack, path))
                 except Exception as error:   # counted, not raised: the report shows it
                     failures.append(repr(error)[:200])
                     refused.append(False)
 
-    def attack_once(http, attack) -> bool:
+    def attack_once(http, attack: Path, path: str) -> bool:
         """One attack -> whether the server handled it as it should."""
-        if isinstance(attack, Path):
-            with open(attack, "rb") as file:
-                path = http.post(f"{url}gradio_api/upload", files={"files": file}).json()[0]
-        else:
-            path = attack
         answer = call_raw(http, url, {"path": path, "meta": {"_type": "gradio.FileData"}})
-        # The 40 MP float TIFF is captioned within its memory budget; the rest are refused.
-        return ("event: error" in answer) != str(attack).endswith(".tif")
+        # The 40 MP float TIFF is captioned within its budget; the rest are refused.
+        return ("event: error" in answer) != (attack.suffix == ".tif")
 
     with tempfile.TemporaryDirectory() as folder:
-        attacks = hostile_files(Path(folder)) + ["http://127.0.0.1:9/slow.png", "/etc/passwd"]
+        bombs = {path.name: path for path in parser_bombs(Path(folder))}
+        attacks = hostile_files(Path(folder)) + [bombs["comment.gif"], bombs["exif.png"]]
         threads = [threading.Thread(target=attacker, args=(attack,)) for attack in attacks]
         for thread in threads:
             thread.start()

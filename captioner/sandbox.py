@@ -29,7 +29,8 @@ from PIL import Image
 from .images import MAX_PIXELS, InputError, load_image, read_encoded
 
 CPU_BUDGET_S = 1.5                 # of CPU time to decode one image
-MEMORY_BUDGET = 600 * 2 ** 20      # bytes of address space a worker may add to decode one image
+MEMORY_BUDGET = 480 * 2 ** 20      # address space a worker may add to decode one image (its whole
+                                   # address space, and so its memory, stays under 600 MB)
 WALL_DEADLINE_S = 10.0             # a worker's answer, at the latest (it is niced: others go first)
 MAX_WORKERS = 6                    # decodes at once; more wait for a worker
 NICENESS = 19                      # the model's own work goes before a decode

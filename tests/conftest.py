@@ -4,13 +4,23 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
+import uuid
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import http_api
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# benchmarks/loadtest.py makes the hostile files the attack tests send
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 # Every model the tests train gets its own LiteRT conversion (captioner/litert.py): they go to a
 # folder of this test run (its subprocesses inherit it), not the user's cache, and leave with it.
 _LITERT_CACHE = tempfile.mkdtemp(prefix="captioner-test-cache-")
@@ -85,3 +95,69 @@ def tiny_app(trained_checkpoint, tmp_path_factory):
     demo = start_app(Captioner.load(trained_checkpoint[0]).warm_up(), tmp_path_factory.mktemp("no-examples"))
     yield demo
     demo.close()
+
+
+# --- a test host inside a network namespace --------------------------------------------------
+
+TEST_HOST = textwrap.dedent("""
+    import gzip, sys, time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    log = open(sys.argv[1], "a", buffering=1)
+    BOMB = gzip.compress(b"\\0" * (50 * 2 ** 20))
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+        def do_GET(self):
+            log.write(self.path + "\\n")
+            if self.path.startswith("/bomb"):
+                self.send_response(200); self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(BOMB))); self.end_headers(); self.wfile.write(BOMB)
+            elif self.path.startswith("/slow"):
+                self.send_response(200); self.end_headers()
+                for _ in range(30):
+                    self.wfile.write(b"x"); self.wfile.flush(); time.sleep(1)
+            else:
+                body = b'{"internal": "secret"}'
+                self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                self.wfile.write(body)
+    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+""")
+
+
+@pytest.fixture(scope="session")
+def test_host(tmp_path_factory):
+    """An HTTP server at http_api.HOST_IP:8080 in a network namespace (veth pair), logging each request."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("a network namespace needs root and iproute2's `ip` (not available here)")
+    name, tag = f"capt{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
+    outer, inner = f"vca{tag}", f"vcb{tag}"
+    folder = tmp_path_factory.mktemp("host")
+    log = folder / "requests.log"
+    log.touch()
+    (folder / "host.py").write_text(TEST_HOST)
+    setup = [["ip", "netns", "add", name], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+             ["ip", "link", "set", inner, "netns", name], ["ip", "addr", "add", f"{http_api.OUTER_IP}/30", "dev", outer],
+             ["ip", "link", "set", outer, "up"],
+             ["ip", "netns", "exec", name, "ip", "addr", "add", f"{http_api.HOST_IP}/30", "dev", inner],
+             ["ip", "netns", "exec", name, "ip", "link", "set", inner, "up"]]
+    process = None
+    try:
+        for command in setup:
+            subprocess.run(command, check=True, capture_output=True)
+        process = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, str(folder / "host.py"), str(log)])
+        for _ in range(100):                                   # wait until it answers
+            try:
+                assert httpx.get(f"http://{http_api.HOST_IP}:8080/ready", timeout=1).status_code == 200
+                break
+            except (httpx.HTTPError, AssertionError):
+                time.sleep(0.1)
+        assert log.read_text() == "/ready\n", "the test host must be reachable, or the test proves nothing"
+        yield log
+    finally:
+        if process:
+            process.kill()
+            process.wait()
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", outer], capture_output=True)
+
+

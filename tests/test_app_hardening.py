@@ -4,29 +4,18 @@ Traffic goes only to loopback and to a test host on a carrier-grade NAT address 
 inside a network namespace this module creates and removes.
 """
 import io
-import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
-import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
 from captioner import serving
-from captioner.options import DecodingOptions
-
-# Carrier-grade NAT (100.64.0.0/10), which Gradio's own downloader counted public; a /30 of its own
-# per run, so that runs side by side do not share a route.
-_NET = 100 * 2 ** 24 + 64 * 2 ** 16 + 4 * int(uuid.uuid4().int % 2 ** 14)
-HOST_IP, OUTER_IP = (".".join(str((_NET + n) >> shift & 255) for shift in (24, 16, 8, 0)) for n in (1, 2))
+from http_api import HOST_IP, OPTIONS, POSITION, call, file_data, upload
 
 
 @pytest.fixture(scope="module")
@@ -34,104 +23,7 @@ def server(tiny_app):
     return tiny_app
 
 
-# Every decoding option as a client sends it (the tiny model writes at most 8 words).
-OPTIONS = [8 if knob.name == "max_length" else knob.default for knob in DecodingOptions.knobs()]
-POSITION = {knob.name: n + 1 for n, knob in enumerate(DecodingOptions.knobs())}
-
-
-def call(demo, api_name: str, data: list, timeout: float = 30) -> tuple[str, object]:
-    """POST /gradio_api/call/NAME (options not given take their defaults), then read its event
-    stream -> ("complete" | "error", payload)."""
-    data = data + OPTIONS[len(data) - 1:]
-    base = demo.local_url.rstrip("/") + "/gradio_api/call/" + api_name
-    body = json.dumps({"data": data}, allow_nan=True)          # NaN and Infinity as a client may send
-    with httpx.Client(timeout=timeout) as http:
-        reply = http.post(base, content=body, headers={"Content-Type": "application/json"})
-        reply.raise_for_status()
-        stream = http.get(f"{base}/{reply.json()['event_id']}")
-    event = payload = None
-    for line in stream.text.splitlines():
-        if line.startswith("event: "):
-            event = line[len("event: "):]
-        elif line.startswith("data: ") and event in ("complete", "error"):
-            return event, json.loads(line[len("data: "):])
-    raise AssertionError(f"no result in {stream.text[:300]!r}")
-
-
-def upload(demo, path) -> dict:
-    with open(path, "rb") as file, httpx.Client(timeout=30) as http:
-        reply = http.post(demo.local_url.rstrip("/") + "/gradio_api/upload", files={"files": file})
-    reply.raise_for_status()
-    return {"path": reply.json()[0], "meta": {"_type": "gradio.FileData"}}
-
-
-def file_data(path: str) -> dict:
-    return {"path": path, "meta": {"_type": "gradio.FileData"}}
-
-
 # --- 1-3: a URL in a file field never reaches Gradio's own downloader ---------------------------
-
-TEST_HOST = textwrap.dedent("""
-    import gzip, sys, time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    log = open(sys.argv[1], "a", buffering=1)
-    BOMB = gzip.compress(b"\\0" * (50 * 2 ** 20))
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-        def do_GET(self):
-            log.write(self.path + "\\n")
-            if self.path.startswith("/bomb"):
-                self.send_response(200); self.send_header("Content-Encoding", "gzip")
-                self.send_header("Content-Length", str(len(BOMB))); self.end_headers(); self.wfile.write(BOMB)
-            elif self.path.startswith("/slow"):
-                self.send_response(200); self.end_headers()
-                for _ in range(30):
-                    self.wfile.write(b"x"); self.wfile.flush(); time.sleep(1)
-            else:
-                body = b'{"internal": "secret"}'
-                self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-                self.wfile.write(body)
-    ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
-""")
-
-
-@pytest.fixture(scope="module")
-def test_host(tmp_path_factory):
-    """An HTTP server at HOST_IP:8080 in a network namespace (veth pair), logging each request."""
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("a network namespace needs root and iproute2's `ip` (not available here)")
-    name, tag = f"capt{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:5]
-    outer, inner = f"vca{tag}", f"vcb{tag}"
-    folder = tmp_path_factory.mktemp("host")
-    log = folder / "requests.log"
-    log.touch()
-    (folder / "host.py").write_text(TEST_HOST)
-    setup = [["ip", "netns", "add", name], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
-             ["ip", "link", "set", inner, "netns", name], ["ip", "addr", "add", f"{OUTER_IP}/30", "dev", outer],
-             ["ip", "link", "set", outer, "up"],
-             ["ip", "netns", "exec", name, "ip", "addr", "add", f"{HOST_IP}/30", "dev", inner],
-             ["ip", "netns", "exec", name, "ip", "link", "set", inner, "up"]]
-    process = None
-    try:
-        for command in setup:
-            subprocess.run(command, check=True, capture_output=True)
-        process = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, str(folder / "host.py"), str(log)])
-        for _ in range(100):                                   # wait until it answers
-            try:
-                assert httpx.get(f"http://{HOST_IP}:8080/ready", timeout=1).status_code == 200
-                break
-            except (httpx.HTTPError, AssertionError):
-                time.sleep(0.1)
-        assert log.read_text() == "/ready\n", "the test host must be reachable, or the test proves nothing"
-        yield log
-    finally:
-        if process:
-            process.kill()
-            process.wait()
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        subprocess.run(["ip", "link", "del", outer], capture_output=True)
-
 
 @pytest.mark.parametrize("route", ["/internal.json", "/bomb.gz", "/slow.png"])
 def test_a_url_in_a_file_field_is_refused_and_never_fetched(server, test_host, route):
