@@ -163,6 +163,8 @@ class RouteGuard:
     - the Host header must name this server when it listens on loopback only (a DNS-rebinding
       page cannot reach a local demo), and X-Forwarded-Host/-Proto count only behind a trusted
       proxy (Spaces): otherwise a client could set the root URL that /config hands out;
+    - a request body other than an upload may hold `body_bytes` (413): a camera frame or an image
+      sent inline as a data URL is decoded by Gradio, so its size is bounded here;
     - a request Gradio fails on (an unknown fn_index, an upload with no file name) gets 400 and one
       sentence instead of a bare 500 and a traceback in the log.
     """
@@ -172,8 +174,9 @@ class RouteGuard:
     FILE = re.compile(r"^/gradio_api/file[=/](.*)$", re.S)
     LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 
-    def __init__(self, app, failed: str, loopback_only: bool = False, trust_proxy: bool = False):
-        self.app, self.failed, self.loopback_only, self.trust_proxy = app, failed, loopback_only, trust_proxy
+    def __init__(self, app, failed: str, body_bytes: int, loopback_only: bool = False, trust_proxy: bool = False):
+        self.app, self.failed, self.body_bytes = app, failed, body_bytes
+        self.loopback_only, self.trust_proxy = loopback_only, trust_proxy
         self.extra_hosts = {h.strip().lower() for h in os.environ.get("CAPTIONER_ALLOWED_HOSTS", "").split(",") if h.strip()}
 
     async def __call__(self, scope, receive, send):
@@ -190,13 +193,37 @@ class RouteGuard:
         if not self.trust_proxy:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"]
                                          if k.lower() not in (b"x-forwarded-host", b"x-forwarded-proto", b"forwarded")])
+        if scope["method"] == "POST" and not path.endswith("/upload"):
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.body_bytes:
+                return await _refuse(send, self._too_big())
+            receive = self._capped(receive)
         replies = _Replies(send)
         try:
             await self.app(scope, receive, replies)
+        except _Refused as refusal:
+            if not replies.started:
+                await _refuse(send, str(refusal))
         except Exception as error:
             log.warning("%s %s refused: %s: %s", scope["method"], path[:80], type(error).__name__, str(error)[:200])
             if not replies.started:
                 await _refuse(send, json.dumps({"error": self.failed}), 400, b"application/json")
+
+    def _capped(self, receive):
+        """`receive` that refuses a body past `body_bytes` as it streams in."""
+        seen = 0
+
+        async def capped():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.body_bytes:
+                raise _Refused(self._too_big())
+            return message
+        return capped
+
+    def _too_big(self) -> str:
+        return f"Request refused: at most {self.body_bytes / 2 ** 20:.0f} MB in a request body"
 
     def _host_allowed(self, host: str | None) -> bool:
         if not self.loopback_only or host is None:

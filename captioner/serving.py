@@ -32,6 +32,7 @@ from .sandbox import MAX_WORKERS
 MAX_FILE_SIZE = "10mb"                 # one uploaded file
 MAX_UPLOAD_FILES = 1                   # files in one upload request (the page and the API send one)
 MAX_UPLOAD_BYTES = 10 * 2 ** 20 + 64 * 2 ** 10   # one request: a 10 MB file and its multipart framing
+MAX_BODY_BYTES = 14 * 2 ** 20          # any other request: a 10 MB image inline, base64, and its JSON
 KEEP_FILES_S = 600                     # uploads and made files are deleted this long after creation
 CLIENT_UPLOAD_BYTES = 200 * 2 ** 20    # what one client may upload within KEEP_FILES_S (20 full files)
 DISK_UPLOAD_BYTES = 2 * 2 ** 30        # what the upload folder may hold in all
@@ -84,16 +85,21 @@ class GuardedBlocks(gr.Blocks):
 def _file_paths(value, block=None) -> list[str]:
     """Where every file in one input value lies: the `path` (else `url`) of anything shaped like a
     Gradio file object, a dict with either key, with or without `meta` (Gradio reads both), at
-    any depth; and a bare string given to a file field."""
+    any depth; and a bare string given to a file field. A `data:` URL is no place but the file
+    itself, inline (the camera sends its frames so; the request's size is capped): left out."""
     if isinstance(value, str):
-        return [value] if _takes_files(block) else []
+        return [value] if _takes_files(block) and not _inline(value) else []
     if isinstance(value, dict):
         location = value.get("path") or value.get("url")
-        found = [str(location)] if location else []
+        found = [str(location)] if location and not _inline(str(location)) else []
         return found + [path for inner in value.values() for path in _file_paths(inner)]
     if isinstance(value, (list, tuple)):
         return [path for inner in value for path in _file_paths(inner)]
     return []
+
+
+def _inline(location: str) -> bool:
+    return location[:5].lower() == "data:"
 
 
 def _takes_files(block) -> bool:
@@ -174,7 +180,7 @@ def start_sweeper(every_s: float = 60) -> threading.Thread:
 
 def launch_options(server_name: str) -> dict:
     """What `launch()` needs for the limits above, for a server listening on `server_name`."""
-    guard = Middleware(RouteGuard, failed=FAILED, loopback_only=server_name in ("127.0.0.1", "localhost", "::1"),
+    guard = Middleware(RouteGuard, failed=FAILED, body_bytes=MAX_BODY_BYTES, loopback_only=server_name in ("127.0.0.1", "localhost", "::1"),
                        trust_proxy=bool(os.environ.get("SPACE_ID") or os.environ.get("CAPTIONER_TRUST_PROXY")))
     uploads = Middleware(UploadLimits, files=MAX_UPLOAD_FILES, request_bytes=MAX_UPLOAD_BYTES,
                          client_bytes=CLIENT_UPLOAD_BYTES, disk_bytes=DISK_UPLOAD_BYTES, window_s=KEEP_FILES_S)

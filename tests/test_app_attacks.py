@@ -4,7 +4,9 @@ own beside our code. Each test attacks the running app the way the review did.
 Traffic goes only to loopback and to a test host on a carrier-grade NAT address inside a network
 namespace the tests create and remove (conftest.test_host).
 """
+import base64
 import io
+import json
 import os
 import resource
 import threading
@@ -136,6 +138,16 @@ def test_a_server_path_in_any_shape_of_file_object_is_refused_alike(server, trai
     assert all(event == "error" for event, _ in answers)
     messages = {payload["error"] for _, payload in answers}
     assert len(messages) == 1 and "must be uploaded to this server first" in messages.pop()
+
+
+def test_an_image_sent_inline_is_captioned_and_a_body_is_capped(server, coco_fixture):
+    # The live camera sends its frames as data URLs; they are the file itself, not a place.
+    data = "data:image/jpeg;base64," + base64.b64encode(sorted(coco_fixture[1].iterdir())[0].read_bytes()).decode()
+    assert call(server, "caption", [{"url": data, "meta": {"_type": "gradio.FileData"}}])[0] == "complete"
+    huge = json.dumps({"data": [{"url": "data:image/png;base64," + "A" * (serving.MAX_BODY_BYTES + 10)}]})
+    reply = httpx.post(base(server) + "/gradio_api/call/caption", content=huge,
+                       headers={"Content-Type": "application/json"}, timeout=30)
+    assert reply.status_code == 413 and "request body" in reply.text
 
 
 def test_the_page_event_refuses_a_server_path_too(server, trained_checkpoint):
