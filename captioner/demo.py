@@ -95,9 +95,12 @@ class Results:
 
     def put(self, key: str, captions: list) -> None:
         """Keep captions of one picture (every caption of a result shows the same image)."""
-        picture, small = io.BytesIO(), captions[0].image.copy()
-        small.thumbnail((SHOWN_SIDE, SHOWN_SIDE))              # only ever shrinks
-        small.save(picture, "JPEG", quality=90)
+        picture, image = io.BytesIO(), captions[0].image
+        if max(image.size) > SHOWN_SIDE:                       # only ever shrinks
+            scale = SHOWN_SIDE / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.BICUBIC)
+        image.save(picture, "JPEG", quality=90)
         bare = [dataclasses.replace(c, image=None) for c in captions]
         size = picture.tell() + sum(c.attention.nbytes + c.probs.nbytes + 1024 for c in captions)
         with self.lock:
@@ -363,7 +366,7 @@ def caption_note(caption) -> str:
 def _inspected(shown) -> tuple:
     """The views of the inspected caption: confidence chips, its first word large, every word's overlay."""
     caption, label = shown.caption, shown.labels[shown.current]
-    which = f" ({label})" if len(shown.captions) > 1 else ""
+    which = f" ({label})" if len(shown.labels) > 1 else ""
     chips = [(w, round(float(p), 2)) for w, p in zip(caption.words, caption.probs)]
     return (gr.update(value=chips, label=f"Confidence per word{which}: stronger colour, more probable; "
                                          "click a word to see where the model looked"),

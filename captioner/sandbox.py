@@ -61,7 +61,11 @@ class _Worker:
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.process = subprocess.Popen([sys.executable, "-m", "captioner.sandbox"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        if _read(self.process.stdout, 1, time.monotonic() + 30) != b"+":
+        try:
+            started = _read(self.process.stdout, 1, time.monotonic() + 30) == b"+"
+        except (OSError, ValueError, TimeoutError):
+            started = False
+        if not started:
             self.kill()
             raise RuntimeError("the image decoding worker did not start")
 
