@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import CONFIG, VOCAB, WEIGHTS, CARD, CheckpointError
+from .checkpoint import FILES, CheckpointError
 
-SHARED = [CONFIG, VOCAB, WEIGHTS, CARD, "loss_curve.png", "heldout_figures.json"]
+SHARED = list(FILES)
 
 
 def download(spec: str, cache_dir=None) -> Path:

@@ -19,6 +19,7 @@ on TensorFlow.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 import os
@@ -30,7 +31,7 @@ import numpy as np
 from . import quiet_stderr
 
 log = logging.getLogger("captioner.litert")
-GRAPH_SOURCES = ("model.py", "decoding.py", "litert.py", "config.py")   # what the greedy flatbuffer is traced from
+GRAPH_ROOTS = ("model", "decoding", "litert")   # the greedy flatbuffer is traced from these and what they import
 # Conversions of one kind kept in the cache: each retrained model (or changed decoder source) adds a
 # ~24 MB greedy flatbuffer; past this many the oldest conversions go (a later load converts again).
 KEEP_PER_KIND = 4
@@ -89,6 +90,23 @@ def weights_id(encoder_name: str, weights) -> str | None:
     return _file_digest(Path(weights))
 
 
+def graph_sources(package: Path = Path(__file__).parent, roots=GRAPH_ROOTS) -> list[Path]:
+    """Every module of the package the greedy graph is traced from: GRAPH_ROOTS and each module of
+    the package they import (`from .x import`, `from . import x`), at any depth and wherever the
+    import sits, so a rule kept elsewhere (vocab.REPEAT_WORDS, config.LIMITS) is part of the key."""
+    found, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        path = package / f"{name.replace('.', '/')}.py"
+        if name in found or not path.is_file():
+            continue
+        found.add(name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module] if node.module else [alias.name for alias in node.names]
+    return [package / f"{name.replace('.', '/')}.py" for name in sorted(found)]
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
@@ -128,7 +146,7 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
     config = json.dumps(model.config.__dict__, sort_keys=True)
     # The graph is traced from the code as well as the weights: a changed step must not reuse an old file.
     try:
-        code = "|".join(_file_digest(Path(__file__).with_name(name)) for name in GRAPH_SOURCES)
+        code = "|".join(_file_digest(path) for path in graph_sources())
     except OSError as error:   # installed without sources: no key that could tell a changed step
         log.warning("LiteRT greedy unavailable, using TensorFlow: %s", error)
         return None

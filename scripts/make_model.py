@@ -418,9 +418,9 @@ photo composites) stay under. Measured: it fires on {100 * report['heldout_warne
 
 def ship(run: Path, out: Path) -> None:
     """Copy what the app needs (no optimizer state) into assets/model."""
+    from captioner.checkpoint import FILES
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md", "loss_curve.png",
-                 "heldout_figures.json", "familiarity.npz", "validation_captions.jsonl"):
+    for name in FILES:
         shutil.copy2(run / name, out / name)
 
 

@@ -1,6 +1,10 @@
 """The encoder and the greedy loop on LiteRT (inference, feature cache) against TensorFlow's."""
+import shutil
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
+
 import pytest
 
 from captioner import Captioner, litert
@@ -78,6 +82,24 @@ def test_a_changed_decoder_source_is_converted_again(models, monkeypatch):
     monkeypatch.setattr(litert, "_file_digest", lambda path: "changed" if path.name == "model.py" else digest(path))
     assert litert.litert_greedy(fast.checkpoint.model, fast.checkpoint.path / WEIGHTS).path \
         != fast.greedy_on_litert.path
+
+
+def test_the_greedy_graphs_key_covers_every_module_its_step_imports(tmp_path):
+    # Before: the key read model.py, decoding.py, litert.py and config.py only; the repeat ban's
+    # REPEAT_WORDS lives in vocab.py, so changing it kept serving the old greedy graph.
+    package = tmp_path / "captioner"
+    shutil.copytree(Path(litert.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    sources = litert.graph_sources(package)
+    names = {path.relative_to(package).as_posix() for path in sources}
+    assert {"model.py", "decoding.py", "litert.py", "config.py", "vocab.py"} <= names
+    assert not names & {"demo.py", "serving.py", "api.py", "train.py"}          # not under the step
+    key = [litert._file_digest(path) for path in sources]
+    vocab = package / "vocab.py"
+    vocab.write_text(vocab.read_text().replace("REPEAT_WORDS = 4", "REPEAT_WORDS = 5"))
+    changed = [litert._file_digest(path) for path in litert.graph_sources(package)]
+    assert changed != key
+    (package / "demo.py").write_text("# a page change\n" + (package / "demo.py").read_text())
+    assert [litert._file_digest(path) for path in litert.graph_sources(package)] == changed
 
 
 def test_turned_off_by_the_variable(monkeypatch):
