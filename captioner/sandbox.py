@@ -193,7 +193,6 @@ def _serve(requests, replies) -> None:
     """Decode images until the server closes the pipe; leave after a MemoryError (the heap may be
     in any state). The CPU alarm is armed for the decode only, so idle time and pipes cost nothing."""
     import resource
-    from .images import load_image as decode_here
     os.nice(NICENESS)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = _address_space() + MEMORY_BUDGET
@@ -205,7 +204,7 @@ def _serve(requests, replies) -> None:
         data = requests.read(size)
         signal.setitimer(signal.ITIMER_PROF, CPU_BUDGET_S)
         try:
-            image = decode_here(data, max_pixels=max_pixels)
+            image = load_image(data, max_pixels=max_pixels)
             reply = (OK, *image.size, image.tobytes())
         except InputError as refusal:
             reply = (REFUSED, 0, 0, str(refusal).encode())
