@@ -55,13 +55,36 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path / VOCAB}: {len(vocab)} words, but {path / CONFIG} says "
                               f"vocab_size={config.model.vocab_size}")
     model = build_model(config.model)
-    _read(path / WEIGHTS, lambda p: model.load_weights(str(p)))
+    _read(path / WEIGHTS, lambda p: _load_weights(model, p))
     card = _read(path / CARD, lambda p: p.read_text(encoding="utf-8")) if (path / CARD).is_file() else ""
     familiarity = _read(path / FAMILIARITY, Familiarity.load) if (path / FAMILIARITY).is_file() else None
     if familiarity is not None and familiarity.mean.shape != (config.model.feature_dim,):
         raise CheckpointError(f"{path / FAMILIARITY}: made for {familiarity.mean.shape[0]} feature channels, "
                               f"the model has {config.model.feature_dim}")
     return Checkpoint(path, config, vocab, model, card, familiarity)
+
+
+# Where checkpoints saved before the word prior had a layer of its own (model.WordPrior, 2026-12)
+# keep its gate and map in the weights file: Keras files them by attribute, and the model's `layers`
+# list is walked before attributes sorting after it.
+LEGACY_WEIGHT_PATHS = {"layers/dense_5": "layers/word_prior/gate", "vars": "layers/word_prior/vars"}
+
+
+def _load_weights(model, path: Path) -> None:
+    import h5py
+    with h5py.File(path, "r") as stored:
+        legacy = model.word_prior is not None and "layers/word_prior" not in stored and "vars" in stored
+    if not legacy:
+        return model.load_weights(str(path))
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        moved = Path(folder) / WEIGHTS
+        shutil.copyfile(path, moved)
+        with h5py.File(moved, "r+") as stored:
+            stored.require_group("layers/word_prior")
+            for old, new in LEGACY_WEIGHT_PATHS.items():
+                stored.move(old, new)
+        model.load_weights(str(moved))
 
 
 def _read(path: Path, reader):

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CONFIG_VERSION = 1
+# 2: the retired experiments' keys are gone (RETIRED); a version 1 config without one meant its old default.
+CONFIG_VERSION = 2
 # What a checkpoint's config.json may hold: a model this far outside them is a corrupt or hostile
 # file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
@@ -20,9 +21,15 @@ LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
           "length_step": (0, 100)}
 # Keys older checkpoints may hold that are now one knob with another: read and dropped.
-RETIRED = {"train": ("vocab_top_k", "max_caption_words")}   # -> model.vocab_size, model.max_length
-CHOICES = {"initial_state": ("mean", "zeros"), "imagenet_head": ("none", "softmax", "logits"),
-           "word_prior": ("image", "attended"), "distribute": ("none", "", "mirrored", "multiworker")}
+MERGED = {"train": ("vocab_top_k", "max_caption_words")}   # -> model.vocab_size, model.max_length
+# Experiments measured and not shipped (docs/measurements.md keeps their record). Per retired model
+# key: the one value this code still builds, what a version 1 checkpoint saved before the key existed
+# meant, and the flag without which the key meant nothing. A checkpoint meaning the value built loads (the
+# key is dropped); one meaning anything else is refused with one line naming the field.
+RETIRED = {"attention_gate": (True, True, None), "attention_count": (False, False, None),
+           "initial_state": ("mean", "mean", None), "word_prior": ("attended", "image", "imagenet_words")}
+RETIRED_CHOICES = {"imagenet_head": ("logits",)}
+CHOICES = {"imagenet_head": ("none", "softmax"), "distribute": ("none", "", "mirrored", "multiworker")}
 
 
 @dataclass
@@ -35,31 +42,21 @@ class ModelConfig:
     embedding_dim: int = 256      # also the width of the projected features
     units: int = 512              # GRU state and attention width
     dropout: float = 0.3
-    attention_gate: bool = True   # the paper's gating scalar beta on the context vector
-    # The softmax weights sum to 1 whether one car or three match what a step looks for, so the
-    # context (their weighted mean) cannot tell how many there are. With this, each step also gets
-    # how many cells match: the sum over cells of a sigmoid score of its own, (B, 1).
-    attention_count: bool = False
-    initial_state: str = "mean"   # "mean": from the mean feature (the paper); "zeros": the TF tutorial
     max_length: int = 24          # longest caption, in words, <end> excluded: generated, and trained on (longer are cut)
     # The encoder's own ImageNet classifier (Lite0's head: mean-pooled features -> 1000 classes, frozen)
-    # as extra evidence for the decoder: its "softmax" or "logits", embedded, start the GRU state and
-    # go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
+    # as extra evidence for the decoder: its class probabilities ("softmax"), embedded, start the GRU
+    # state and go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
     imagenet_head: str = "none"
     # With the head: a fixed (1000 x vocabulary) map from ImageNet classes to the caption nouns they
-    # name (WordNet, captioner/imagenet_words.py) gives each step a prior over words, which a learnt,
-    # per-step gate adds to the logits (a copy mechanism from the classifier). The decoder still
-    # chooses every word; the gate decides when the classifier's opinion counts.
+    # name (WordNet, captioner/imagenet_words.py) gives each step a prior over words: the head on the
+    # cells the step attends to, so each word's prior follows its heatmap. A learnt, per-step gate
+    # adds it to the logits (model.WordPrior): the decoder still chooses every word.
     imagenet_words: bool = False
-    # Where the word prior looks: "image" (the head on the mean-pooled features, one prior per caption)
-    # or "attended" (the head on the features the step attends to, so each word's prior follows its
-    # heatmap: the thing being named, not the whole picture).
-    word_prior: str = "image"
     # A gate of softplus(0) ~ 0.7 on a word holding all the class mass adds 0.7 x scale to its logit.
     # 8 is what checkpoints saved before this field existed used; `make model` trains at 16 and
     # calibrates the scale it decodes with.
     word_prior_scale: float = 8.0
-    # With the attended prior: each ImageNet class speaks once per caption. A class that named a word
+    # Each ImageNet class speaks once per caption. A class that named a word
     # the caption has said ("cat") adds nothing more to any word ("cat", "cats"), so a loud prior
     # cannot make the decoder say the same thing again ("a cat in a cat a cat ..."); the captions of
     # both worlds never name one thing twice. Carried in the decoder state, (B, 1000) spent classes.
@@ -117,20 +114,37 @@ class CheckpointConfig:
     def from_dict(cls, data: dict) -> "CheckpointConfig":
         if not isinstance(data, dict):
             raise ValueError("expected a JSON object")
-        version = data.get("version", CONFIG_VERSION)
+        version = data.get("version", 1)
         if version > CONFIG_VERSION:
             raise ValueError(f"config version {version} is newer than this code ({CONFIG_VERSION})")
-        train = data.get("train", {})
+        train, model = data.get("train", {}), data.get("model", {})
         if isinstance(train, dict):
-            train = {k: v for k, v in train.items() if k not in RETIRED["train"]}
-        return cls(model=_build(ModelConfig, data.get("model", {})), train=_build(TrainConfig, train),
-                   version=version)
+            train = {k: v for k, v in train.items() if k not in MERGED["train"]}
+        if isinstance(model, dict):
+            model = _without_retired(model, version)
+        return cls(model=build_section(ModelConfig, model), train=build_section(TrainConfig, train))   # migrated: saved as CONFIG_VERSION
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
 
 
-def _build(cls, values: dict):
+def _without_retired(model: dict, version: int) -> dict:
+    for name, (built, absent, needs) in RETIRED.items():
+        if (needs is not None and not model.get(needs)) or (version > 1 and name not in model):
+            meant = built
+        else:
+            meant = model.get(name, absent)
+        if meant != built:
+            raise ValueError(f"model.{name} = {json.dumps(meant)} is a retired experiment "
+                             f"(docs/measurements.md): this code builds only {json.dumps(built)}")
+    for name, values in RETIRED_CHOICES.items():
+        if model.get(name) in values:
+            raise ValueError(f"model.{name} = {json.dumps(model[name])} is a retired experiment "
+                             f"(docs/measurements.md): this code builds only {', '.join(CHOICES[name])}")
+    return {k: v for k, v in model.items() if k not in RETIRED}
+
+
+def build_section(cls, values: dict):
     """Build a dataclass, refusing unknown keys, wrong types and values out of LIMITS/CHOICES, so a
     mismatched or hostile checkpoint fails loudly with the field's name."""
     section = "model" if cls is ModelConfig else "train"

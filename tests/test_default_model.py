@@ -28,11 +28,25 @@ def test_the_default_checkpoint_ships_complete():
     for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md"):
         assert (DEFAULT_CHECKPOINT / name).is_file(), name
     card = (DEFAULT_CHECKPOINT / "model_card.md").read_text()
-    assert "scene world" in card and "photo world" in card and "Open Font License" in card
+    assert "emoji world" in card and "photo world" in card and "Open Font License" in card
     assert "tuxpaint-stamps" in card and "CC-BY-SA-3.0" in card and "Summary:" in card
     model = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["model"]
     assert (model["encoder"], model["image_size"], model["grid_size"]) == ("efficientnet_lite0", 256, 8)
-    assert (model["imagenet_head"], model["imagenet_words"], model["word_prior"]) == ("softmax", True, "attended")
+    assert (model["imagenet_head"], model["imagenet_words"]) == ("softmax", True)
+
+
+def test_the_shipped_card_is_its_template_filled_from_the_shipped_measurements():
+    """assets/model/model_card.md is recipes/model_card.md rendered from heldout_figures.json (every
+    figure measured by `make model`), the config and the vocabulary: nothing written by hand."""
+    from captioner.checkpoint import load_checkpoint
+    from captioner.model_card import render_card
+    checkpoint = load_checkpoint(DEFAULT_CHECKPOINT)
+    measured = json.loads((DEFAULT_CHECKPOINT / "heldout_figures.json").read_text())
+    card = render_card(checkpoint.config, checkpoint.vocab.words, measured)
+    assert card == checkpoint.card
+    assert f"{measured['figures']['object_recall']:.3f}" in card and f"**{measured['calibration']['scale']:g}**" in card
+    measured["figures"]["object_recall"] = 0.5                    # a figure below its bar is said to be
+    assert "Below the bar: object_recall 0.500 < 0.900" in render_card(checkpoint.config, checkpoint.vocab.words, measured)
 
 
 def test_default_model_quality_on_unseen_scenes(figures):
@@ -64,7 +78,7 @@ def test_the_card_splits_composite_recall_by_what_the_imagenet_head_names():
     adds up to the whole, and each noun sits in the group the model's own word map says."""
     from captioner.imagenet_words import mapped
     model = Captioner.load(use_litert=False)
-    word_map = model.checkpoint.model.word_map.numpy()
+    word_map = model.checkpoint.model.word_prior.word_map.numpy()
     shipped = json.loads((DEFAULT_CHECKPOINT / "heldout_figures.json").read_text())
     composites, groups = shipped["photo_composites"], shipped["composites_by_head"]
     assert sorted(n for g in groups.values() for n in g["nouns"]) == sorted(composites["per_noun"])

@@ -9,9 +9,8 @@ from captioner.config import CheckpointConfig, ModelConfig, TrainConfig
 from captioner.model import build_model
 
 
-@pytest.mark.parametrize("head", ["softmax", "logits"])
-def test_the_head_is_the_encoders_and_stays_frozen(head):
-    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head=head)
+def test_the_head_is_the_encoders_and_stays_frozen():
+    config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax")
     model = build_model(config, head_weights="default")
     stored = np.load("assets/encoders/efficientnet_lite0.npz")
     np.testing.assert_array_equal(model.imagenet_fc.get_weights()[0], stored["fc/kernel"].astype(np.float32))
@@ -53,11 +52,45 @@ def test_an_old_config_without_the_field_loads_as_the_plain_model():
     assert not any("imagenet" in v.path for v in model.weights)
 
 
-def test_a_word_prior_config_from_before_the_scale_and_place_fields_loads_as_it_was_trained():
+def test_a_word_prior_config_from_before_the_scale_field_loads_as_it_was_trained():
     old = json.loads(CheckpointConfig(ModelConfig(imagenet_head="softmax", imagenet_words=True), TrainConfig()).to_json())
-    del old["model"]["word_prior"], old["model"]["word_prior_scale"]
-    model = CheckpointConfig.from_dict(old).model
-    assert (model.word_prior, model.word_prior_scale) == ("image", 8.0)   # the constant those checkpoints used
+    old["version"], old["model"]["word_prior"] = 1, "attended"
+    del old["model"]["word_prior_scale"]
+    config = CheckpointConfig.from_dict(old)
+    assert config.model.word_prior_scale == 8.0 and config.version == 2   # the constant those checkpoints used
+    assert "word_prior" not in json.loads(config.to_json())["model"]
+    assert CheckpointConfig.from_dict(json.loads(config.to_json())) == config   # and it saves as it loads
+
+
+RETIRED_VALUES = [("attention_gate", True, False), ("attention_count", False, True), ("initial_state", "mean", "zeros"),
+                  ("word_prior", "attended", "image")]
+
+
+@pytest.mark.parametrize("field, built, other", RETIRED_VALUES)
+def test_a_retired_knob_loads_at_the_value_built_and_is_refused_in_one_line_at_any_other(field, built, other):
+    """The experiments measured and not shipped (config.RETIRED): an old checkpoint that used the
+    value this code builds loads; one that used the experiment is refused, naming the field."""
+    old = json.loads(CheckpointConfig(ModelConfig(imagenet_head="softmax", imagenet_words=True), TrainConfig()).to_json())
+    old["version"], old["model"]["word_prior"] = 1, "attended"
+    old["model"][field] = built
+    assert field not in json.loads(CheckpointConfig.from_dict(old).to_json())["model"]
+    old["model"][field] = other
+    with pytest.raises(ValueError, match=f"^model.{field} = .* is a retired experiment") as refused:
+        CheckpointConfig.from_dict(old)
+    assert "\n" not in str(refused.value)
+    assert field not in {f.name for f in __import__("dataclasses").fields(ModelConfig)}
+
+
+def test_a_version_1_word_prior_without_its_place_meant_the_image_prior_and_is_refused():
+    old = json.loads(CheckpointConfig(ModelConfig(imagenet_head="softmax", imagenet_words=True), TrainConfig()).to_json())
+    old["version"] = 1
+    with pytest.raises(ValueError, match='model.word_prior = "image" is a retired experiment'):
+        CheckpointConfig.from_dict(old)
+    old["model"]["imagenet_words"] = False   # without the prior, where it looked never mattered
+    assert CheckpointConfig.from_dict(old).model.imagenet_words is False
+    old["model"]["imagenet_head"] = "logits"
+    with pytest.raises(ValueError, match='model.imagenet_head = "logits" is a retired experiment'):
+        CheckpointConfig.from_dict(old)
 
 
 def test_an_unknown_head_kind_is_refused():
@@ -104,9 +137,8 @@ def test_the_word_map_corrections_name_the_everyday_word_and_drop_other_senses()
     assert names(index["hippopotamus"], "hippo") and not names(index["sea lion"], "lion") and names(index["lion"], "lion")
 
 
-@pytest.mark.parametrize("where, counts, rules", [("image", False, False), ("attended", False, False),
-                                                   ("attended", True, True)])
-def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, counts, rules):
+@pytest.mark.parametrize("rules", [False, True])
+def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, rules):
     from captioner.checkpoint import load_checkpoint
     from captioner.train import train
     captions, images = coco_fixture
@@ -114,8 +146,8 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, 
     config = TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=2,
                          batch_size=8, learning_rate=1e-2, val_fraction=0.2)
     train(config, ModelConfig(embedding_dim=16, units=32, dropout=0.0, max_length=8,
-                              imagenet_head="softmax", imagenet_words=True, word_prior=where,
-                              attention_count=counts, word_prior_once=rules, word_prior_first_word=not rules),
+                              imagenet_head="softmax", imagenet_words=True,
+                              word_prior_once=rules, word_prior_first_word=not rules),
           tmp_path / "cache", progress=False)
     first, second = Captioner.load(out), Captioner.load(out, use_litert=False)
     from captioner import litert
@@ -128,23 +160,22 @@ def test_a_model_with_the_word_prior_round_trips(coco_fixture, tmp_path, where, 
     beam = first.caption(path, strategy="beam", beam_size=3)
     assert beam.words and beam.attention.shape == (len(beam.words), 7, 7)
     loaded = load_checkpoint(out).model
-    assert loaded.word_map.shape == (1000, len(first.vocab))
+    assert loaded.word_prior.word_map.shape == (1000, len(first.vocab))
     with pytest.raises(ValueError, match="imagenet_words needs"):
         build_model(ModelConfig(vocab_size=20, imagenet_words=True))
     with pytest.raises(ValueError, match="word_prior_once needs"):
-        build_model(ModelConfig(vocab_size=20, imagenet_head="softmax", imagenet_words=True, word_prior="image",
-                                word_prior_once=True))
+        build_model(ModelConfig(vocab_size=20, imagenet_head="softmax", word_prior_once=True))
 
 
 def test_each_class_speaks_once_and_not_to_the_first_word():
     config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax",
-                         imagenet_words=True, word_prior="attended", word_prior_scale=100.0,
+                         imagenet_words=True, word_prior_scale=100.0,
                          word_prior_once=True, word_prior_first_word=False)
     model = build_model(config, head_weights="default")
     word_map = np.zeros((1000, 20), np.float32)
     word_map[10, [10, 11]] = 1.0    # class 10 names a noun whose two forms are words 10 and 11
     word_map[12, 12] = 1.0
-    model.word_map.assign(word_map)
+    model.word_prior.word_map.assign(word_map)
     features = np.random.default_rng(0).random((1, 4, 1280)).astype(np.float32)
     projected, keys, hidden = model.encode(features)
     assert hidden.shape == (1, 16 + 8 + 1000)                    # the spent classes ride at the end
@@ -168,7 +199,7 @@ def test_each_class_speaks_once_and_not_to_the_first_word():
 
 def test_the_attended_prior_is_the_head_on_the_attended_cells():
     config = ModelConfig(vocab_size=20, embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax",
-                         imagenet_words=True, word_prior="attended")
+                         imagenet_words=True)
     model = build_model(config, head_weights="default")
     features = np.random.default_rng(0).random((2, 4, 1280)).astype(np.float32)
     projected, keys, hidden = model.encode(features)
@@ -179,11 +210,11 @@ def test_the_attended_prior_is_the_head_on_the_attended_cells():
     # uniform attention gives the "image" prior, and a peaked one the prior of the cell it looks at.
     pooled = model.imagenet_fc(features.mean(axis=1)).numpy()
     np.testing.assert_allclose(cells.mean(axis=1), pooled, rtol=1e-4, atol=1e-3)
-    model.word_map.assign(np.eye(1000, 20, dtype=np.float32))   # class k names word k (k < 20)
+    model.word_prior.word_map.assign(np.eye(1000, 20, dtype=np.float32))   # class k names word k (k < 20)
     logits, _, weights = model.step(np.array([1, 1]), hidden, projected, keys)
     attended = np.einsum("bn,bnk->bk", weights.numpy(), cells)
-    mass = np.minimum(tf_softmax(attended) @ model.word_map.numpy(), 1.0)
-    model.word_map.assign(np.zeros((1000, 20), np.float32))     # the same step without the prior
+    mass = np.minimum(tf_softmax(attended) @ model.word_prior.word_map.numpy(), 1.0)
+    model.word_prior.word_map.assign(np.zeros((1000, 20), np.float32))     # the same step without the prior
     plain, _, _ = model.step(np.array([1, 1]), hidden, projected, keys)
     prior = (logits - plain).numpy()
     assert np.all(prior >= -1e-5) and prior.max() > 0
@@ -196,56 +227,24 @@ def tf_softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def test_make_model_rebuilds_a_trained_runs_word_map_and_keeps_the_rest(coco_fixture, tmp_path, monkeypatch):
-    """`make_model.py --finish-only --rebuild-word-map`: the map is a fixed table, so a trained run
-    can take today's; every other weight and every other file of the run stay as they were."""
-    from pathlib import Path
-    from captioner.checkpoint import WEIGHTS, load_checkpoint, save_checkpoint
-    from captioner.imagenet_words import word_map
-    from captioner.train import train
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
-    import make_model
-    captions, images = coco_fixture
-    out = tmp_path / "run"
-    train(TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=1, batch_size=8,
-                      val_fraction=0.2),
-          ModelConfig(embedding_dim=16, units=32, max_length=8, imagenet_head="softmax", imagenet_words=True),
-          tmp_path / "cache", progress=False)
-    stale = load_checkpoint(out)   # as if trained with a wrong table: every class names every word
-    stale.model.word_map.assign(np.ones_like(stale.model.word_map.numpy()))
-    save_checkpoint(out, stale.model, stale.vocab, stale.config, stale.card, train_state={"history": []})
-    (out / "heldout_figures.json").write_text("{}")
-    others = {p.name: p.read_bytes() for p in out.iterdir() if p.name != WEIGHTS}
-    make_model.rebuild_word_map(out)
-    rebuilt = load_checkpoint(out)
-    expected = word_map(rebuilt.vocab)
-    np.testing.assert_array_equal(rebuilt.model.word_map.numpy(), expected)
-    for old, new in zip(stale.model.weights, rebuilt.model.weights):
-        if old.name != "imagenet_word_map":
-            np.testing.assert_array_equal(old.numpy(), new.numpy(), err_msg=old.name)
-    mark = out / make_model.REBUILT_MARK
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name not in (WEIGHTS, mark.name)} == others
-    rebuilds = json.loads(mark.read_text())["rebuilds"]
-    assert [r["cells_changed"] for r in rebuilds] == [int((expected != 1).sum())] and rebuilds[0]["cells_changed"] > 0
-    make_model.rebuild_word_map(out)   # nothing left to change: the mark keeps the first rebuild
-    assert json.loads(mark.read_text())["rebuilds"] == rebuilds
-    text = make_model.rebuilt_text(json.loads(mark.read_text()))
-    assert "rebuilt after training" in text and f"{rebuilds[0]['cells_changed']} (class, word)" in text
-    assert make_model.rebuilt_text(None) == ""
+def test_calibration_keeps_the_trained_scale_unless_a_louder_one_names_more_without_breaking():
+    from captioner.calibrate import choose_scale
+    measured = lambda emoji, photos, broken: {"emoji_recall": emoji, "photo_recall": photos, "broken": broken}
+    results = {16.0: measured(0.96, 0.5, 1), 32.0: measured(0.95, 0.6, 1), 64.0: measured(0.96, 0.8, 2),
+               96.0: measured(0.90, 0.9, 0)}
+    assert choose_scale(results, 16.0, 0.93) == 32.0     # 64 breaks more captions, 96 loses emoji recall
+    results[32.0]["photo_recall"] = 0.5
+    assert choose_scale(results, 16.0, 0.93) == 16.0     # a tie goes to the smaller scale
+    assert choose_scale({16.0: measured(0.5, 0.1, 9)}, 16.0, 0.93) == 16.0   # the trained scale is always a choice
 
 
-@pytest.mark.parametrize("where", ["attended", "image"])
-def test_calibration_applies_the_rules_and_refuses_a_scale_that_breaks_captions(coco_fixture, tmp_path,
-                                                                                monkeypatch, where):
-    """make_model's calibration: the rules of speech go into the decoding config (only for the
-    attended prior they apply to), the trained ones are kept, and a louder scale that names more
-    photos but breaks more captions than the trained scale is not chosen."""
-    from pathlib import Path
-    from types import SimpleNamespace
+def test_calibration_writes_the_chosen_scale_and_keeps_the_trained_one(coco_fixture, tmp_path, monkeypatch):
+    """captioner/calibrate.py on a trained run: each candidate scale is measured by captioning, the
+    choice goes into the run's config.json and the trained scale beside the training history."""
+    from captioner import calibrate
     from captioner.checkpoint import TRAIN_STATE
+    from captioner.recipe import load_recipe
     from captioner.train import train
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
-    import make_model
     import captioner.evaluate
     import captioner.subjects
     captions, images = coco_fixture
@@ -253,30 +252,48 @@ def test_calibration_applies_the_rules_and_refuses_a_scale_that_breaks_captions(
     train(TrainConfig(captions=str(captions), images=str(images), out=str(out), epochs=1, batch_size=8,
                       val_fraction=0.2),
           ModelConfig(embedding_dim=16, units=32, max_length=8, imagenet_head="softmax", imagenet_words=True,
-                      word_prior=where),
-          tmp_path / "cache", progress=False)
+                      word_prior_scale=16.0), tmp_path / "cache", progress=False)
     labels = tmp_path / "labels.json"
-    labels.write_text(json.dumps([{"file": "foolbox/a.jpg", "nouns": ["cat"]}, {"file": "foolbox/b.jpg", "nouns": ["dog"]}]))
-    # What each scale writes of the two photos: the louder, the more it names, and 64 and 96 break.
+    labels.write_text(json.dumps([{"file": "foolbox/a.jpg", "nouns": ["cat"]}, {"file": "foolbox/b.jpg", "nouns": ["dog"]},
+                                  {"file": "opencv-doc/c.jpg", "nouns": ["cow"]}]))
+    # What each scale writes of the two calibration photos: the louder, the more it names; 64 and 96 break.
     said = {16.0: ("a bird", "a bird"), 32.0: ("a cat", "a bird"), 64.0: ("a cat and a cat", "a dog"),
             96.0: ("cats cats", "dogs in a dog")}
-    monkeypatch.setattr(captioner.subjects, "caption_photos", lambda model, photos, folder: dict(
+    seen = []
+    monkeypatch.setattr(captioner.subjects, "caption_photos", lambda model, photos, folder: seen.append(photos) or dict(
         zip(("foolbox/a.jpg", "foolbox/b.jpg"), said[model.config.word_prior_scale])))
     monkeypatch.setattr(captioner.evaluate, "evaluate", lambda *a, **k: {"object_recall": 0.95})
     monkeypatch.setattr(captioner.subjects, "in_vocabulary", lambda nouns, vocabulary: True)
-    args = SimpleNamespace(word_prior_once=1, word_prior_first_word=0)
-    result = make_model.calibrate_word_prior(out, 16.0, tmp_path, labels, tmp_path, args)
+    result = calibrate.calibrate_word_prior(out, load_recipe().calibration, tmp_path, labels, tmp_path)
+    assert all(p["file"].startswith("foolbox/") for photos in seen for p in photos)   # the recipe's source only
     assert [v["broken"] for v in result["candidates"].values()] == [0, 0, 1, 2]
     assert [v["photo_recall"] for v in result["candidates"].values()] == [0.0, 0.5, 1.0, 1.0]
     assert result["scale"] == 32.0                                # 64 and 96 name more, but break
-    config = json.loads((out / "config.json").read_text())["model"]
-    state = json.loads((out / TRAIN_STATE).read_text())
-    assert config["word_prior_scale"] == 32.0 and state["trained_word_prior_scale"] == 16.0
-    assert state["trained_word_prior_rules"] == {"word_prior_once": False, "word_prior_first_word": True}
-    if where == "attended":
-        assert config["word_prior_once"] is True and config["word_prior_first_word"] is False
-        text = make_model.rules_text(result)
-        assert "once per caption" in text and "silent on a caption's first word" in text and "set after training" in text
-    else:   # the image prior has no rules of speech: its config stays as trained, and loads
-        assert config["word_prior_once"] is False and config["word_prior_first_word"] is True
-        assert result["rules"] == {} and make_model.rules_text(result) == ""
+    assert json.loads((out / "config.json").read_text())["model"]["word_prior_scale"] == 32.0
+    assert json.loads((out / TRAIN_STATE).read_text())["trained_word_prior_scale"] == 16.0
+
+
+def test_a_checkpoint_saved_before_the_word_prior_had_its_own_layer_loads_unchanged(tmp_path):
+    """Keras files weights by attribute: before model.WordPrior the gate and map sat at
+    layers/dense_5 and the model's own vars (checkpoint.LEGACY_WEIGHT_PATHS), as in every checkpoint
+    saved before 2026-12. Such a file loads with every weight where it was."""
+    import h5py
+    from captioner.checkpoint import LEGACY_WEIGHT_PATHS, load_checkpoint, save_checkpoint
+    from captioner.vocab import Vocabulary
+    vocab = Vocabulary.fit(["a dog and two cats", "a coffee mug"], 100)
+    config = ModelConfig(vocab_size=len(vocab), embedding_dim=8, units=16, grid_size=2, imagenet_head="softmax",
+                         imagenet_words=True)
+    model = build_model(config, head_weights="default", vocab=vocab)
+    model.word_prior.gate.set_weights([np.full((16, 1), 0.25, np.float32), np.float32([0.5])])
+    path = save_checkpoint(tmp_path / "ckpt", model, vocab, CheckpointConfig(model=config))
+    with h5py.File(path / "model.weights.h5", "r+") as stored:   # back to the old layout
+        for old, new in LEGACY_WEIGHT_PATHS.items():
+            if old in stored:
+                del stored[old]
+            stored.move(new, old)
+        del stored["layers/word_prior"]
+        assert "layers/dense_5/vars/0" in stored and "vars/0" in stored
+    loaded = load_checkpoint(path).model
+    for saved, read in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(saved.numpy(), read.numpy(), err_msg=saved.path)
+    assert loaded.word_prior.word_map.numpy().sum() > 0 and loaded.word_prior.gate.get_weights()[1][0] == 0.5

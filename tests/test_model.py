@@ -1,5 +1,4 @@
 """Layers, loss, decoding and checkpoints on features the tests make (no encoder needed)."""
-import dataclasses
 import json
 import time
 
@@ -34,48 +33,10 @@ def features(batch=2, seed=0):
 
 def test_attention_sums_to_one_over_the_grid(model):
     projected, keys, hidden = model.encode(features(3))
-    context, weights, matching = model.attention(projected, keys, hidden)
-    assert weights.shape == (3, 9) and context.shape == (3, CONFIG.embedding_dim) and matching is None
+    context, weights = model.attention(projected, keys, hidden)
+    assert weights.shape == (3, 9) and context.shape == (3, CONFIG.embedding_dim)
     np.testing.assert_allclose(tf.reduce_sum(weights, -1).numpy(), 1.0, atol=1e-5)
     assert (weights.numpy() >= 0).all()
-
-
-def test_the_attention_count_grows_with_the_matching_cells_where_the_weights_cannot():
-    """One to four cells showing the same thing: the softmax weights on them sum to the same whatever
-    their number, the count of matching cells (ModelConfig.attention_count) rises with it."""
-    from captioner.model import BahdanauAttention
-    tf.keras.utils.set_random_seed(3)
-    attention = BahdanauAttention(8, counts=True)
-    attention.build((None, 9, 4), (None, 5))
-    thing, ground, hidden = np.float32([3, -2, 1, 2]), np.zeros(4, np.float32), tf.zeros([1, 5])
-    # A score that prefers the thing to the ground, and a count that uses the same direction
-    match = lambda cell: np.tanh(attention.keys(tf.constant(cell[None, None])).numpy()[0, 0])   # (8,)
-    towards = 5 * (match(thing) - match(ground))
-    attention.score_dense.set_weights([towards[:, None], np.zeros(1, np.float32)])
-    attention.count_dense.set_weights([towards[:, None], np.float32([-towards @ match(ground) - 4])])
-    counts, masses = [], []
-    for k in range(1, 5):
-        cells = tf.constant(np.stack([thing] * k + [ground] * (9 - k))[None])   # (1, 9, 4)
-        _, weights, matching = attention(cells, attention.keys(cells), hidden)
-        masses.append(float(tf.reduce_sum(weights[0, :k])))
-        counts.append(float(matching[0, 0]))
-    assert matching.shape == (1, 1)
-    assert all(b - a > 0.5 for a, b in zip(counts, counts[1:]))              # one more thing: about one more
-    assert masses[0] > 0.9 and max(masses) - min(masses) < 0.1             # the weights: all on the thing(s)
-
-
-def test_a_model_with_the_attention_count_decodes_and_round_trips(tmp_path):
-    config = dataclasses.replace(CONFIG, attention_count=True)
-    tf.keras.utils.set_random_seed(0)
-    counting = build_model(config)
-    assert counting.attention.count_dense is not None and build_model(CONFIG).attention.count_dense is None
-    path = save_checkpoint(tmp_path / "ckpt", counting, vocab(), CheckpointConfig(model=config), card="")
-    loaded = load_checkpoint(path).model
-    np.testing.assert_array_equal(loaded.attention.count_dense.get_weights()[0],
-                                  counting.attention.count_dense.get_weights()[0])
-    f = features(3, 9)
-    np.testing.assert_array_equal(Searches(counting).greedy(f, tf.constant(8))[0].numpy(),
-                                  Searches(loaded).greedy(f, tf.constant(8))[0].numpy())
 
 
 def test_teacher_forcing_shapes(model):
@@ -308,6 +269,7 @@ def replace_word(path, position, word):
     (edit_json("config.json", "model", units="512"), r"config\.json: .*model\.units must be an int"),
     (edit_json("config.json", "model", dropout=None), r"config\.json: .*model\.dropout must be a float"),
     (edit_json("config.json", "model", initial_state="random"), r"config\.json: .*model\.initial_state"),
+    (edit_json("config.json", "model", initial_state="zeros"), r"config\.json: .*model\.initial_state = \"zeros\" is a retired"),
     (edit_json("config.json", "train", batch_size=0), r"config\.json: .*train\.batch_size = 0"),
     (lambda p: (p / "model_card.md").write_bytes(b"# card \xff\xfe not utf-8"), r"model_card\.md: cannot be loaded"),
 ])

@@ -1,0 +1,208 @@
+"""The model card `make model` writes: recipes/model_card.md filled in from what was measured.
+
+Every figure comes from the run's record (heldout_figures.json: held-out figures, calibration,
+training losses, stage timings, the familiarity fit and the recipe it ran), so a card can be
+rendered again from a shipped checkpoint alone and says nothing that was not measured.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "recipes" / "model_card.md"
+EMOJI_KEYS = ("bleu1", "bleu4", "cider", "meteor", "object_recall", "object_precision", "count_accuracy",
+              "setting_accuracy", "pointing_game", "pointing_chance")
+PHOTO_KEYS = ("bleu1", "bleu4", "cider", "object_recall", "object_precision", "setting_accuracy",
+              "pointing_game", "pointing_chance")
+# (card set, record key, key of the recipe's floors)
+SETS = (("emoji", "figures", ""), ("texture", "heldout_texture", "held-out texture: "),
+        ("photos", "photo_composites", "photo composites: "), ("validation", "validation_photos", "validation photos: "))
+
+
+def render_card(config, words, measured: dict, template: Path = TEMPLATE) -> str:
+    """config: the CheckpointConfig; words: the vocabulary's words; measured: the run's record."""
+    recipe, names = measured["recipe"], nameable(words)
+    return Path(template).read_text().format_map({
+        **_what_it_is(config, measured), **_data(measured, names, config.train), **_recipe(config, measured),
+        **_figures(measured, recipe["floors"]), **_familiarity(measured["familiarity"]),
+        "summary": summary_line(names, measured["validation_photos"])})
+
+
+def _what_it_is(config, measured: dict) -> dict:
+    m, t = config.model, config.train
+    size = m.image_size or 224
+    return {"grid": m.grid_size, "feature_dim": m.feature_dim, "size": size, "units": m.units,
+            "attention_lambda": t.attention_lambda, "attention_supervision": t.attention_supervision,
+            "vocab_size": m.vocab_size, "calibration": calibration_text(measured.get("calibration") or {}, m,
+                                                                       measured["recipe"])}
+
+
+def _data(measured: dict, names: dict, train) -> dict:
+    data = measured["recipe"]["data"]
+    used = f", {train.captions_per_image} of them drawn per image for training" if train.captions_per_image else ""
+    return {"train_family_count": len(measured["train_families"]), "train_families": ", ".join(measured["train_families"]),
+            "texture_family": measured["texture_family"], "emoji_count": len(names["emoji"]),
+            "emoji_nouns": ", ".join(names["emoji"]), "photo_count": len(names["photo"]),
+            "photo_nouns": ", ".join(names["photo"]), "settings": ", ".join(names["settings"]),
+            "train_backgrounds": measured["train_backgrounds"], "emoji_images": measured["emoji_images"],
+            "photo_images": measured["photo_images"], "train_seed": data["train_seed"], "captions_used": used,
+            "val_percent": f"{100 * train.val_fraction:g}",
+            "validation_photos": measured["validation_photos"].get("photos", 0)}
+
+
+def _recipe(config, measured: dict) -> dict:
+    t, data = config.train, measured["recipe"]["data"]
+    return {"minutes": f"{measured['timings']['total'] / 60:.1f}", "epochs": t.epochs, "batch_size": t.batch_size,
+            "length_step": t.length_step, "learning_rate": t.learning_rate, "clip_norm": t.clip_norm,
+            "max_length": config.model.max_length, "loss": f"{measured['training']['loss']:.3f}",
+            "val_loss": f"{measured['training']['val_loss']:.3f}", "timings": json.dumps(measured["timings"]),
+            "heldout_seed": data["heldout_seed"], "texture_seed": data["texture_seed"]}
+
+
+def _figures(measured: dict, floors: dict) -> dict:
+    emoji, texture, photos = measured["figures"], measured["heldout_texture"], measured["photo_composites"]
+    return {"emoji_heldout": emoji["images"], "texture_heldout": texture["images"], "photo_heldout": photos["images"],
+            "emoji_rows": _rows(emoji, EMOJI_KEYS, floors, "emoji"),
+            "texture_rows": _rows(texture, EMOJI_KEYS, floors, "texture"),
+            "photo_rows": _rows(photos, PHOTO_KEYS, floors, "photos"),
+            "validation_rows": _validation_rows(measured["validation_photos"], floors),
+            "by_head": by_head_line(measured.get("composites_by_head") or {}),
+            "by_background": by_background_line(photos.get("per_background") or {}),
+            "shortfalls": "; ".join(shortfalls(measured, floors)) or "none"}
+
+
+def floor(floors: dict, world: str, key: str, found: dict) -> float | None:
+    """The bar `found[key]` is held to; the emoji pointing game must also beat chance."""
+    value = floors.get(world, {}).get(key)
+    if value is not None and key == "pointing_game" and "pointing_over_chance" in floors.get(world, {}):
+        value = max(value, floors[world]["pointing_over_chance"] * found.get("pointing_chance", 0))
+    return value
+
+
+def bar_text(floors: dict, world: str, key: str) -> str:
+    value = floors.get(world, {}).get(key)
+    if value is None:
+        return ""
+    times = floors[world].get("pointing_over_chance") if key == "pointing_game" else None
+    return f">= {value:.2f}" + (f" and >= {times} x chance" if times else "")
+
+
+def shortfalls(measured: dict, floors: dict) -> list[str]:
+    """The bars this model does not reach, said plainly in its card."""
+    short = []
+    for world, record, name in SETS:
+        found = measured.get(record) or {}
+        for key in floors.get(world, {}):
+            bar = floor(floors, world, key, found)
+            if key != "pointing_over_chance" and (found.get(key) or 0) < bar:
+                short.append(f"{name}{key} {found.get(key) or 0:.3f} < {bar:.3f}")
+    return short
+
+
+def _rows(found: dict, keys, floors: dict, world: str) -> str:
+    return "\n".join(f"| {k} | {found[k]:.3f} | {bar_text(floors, world, k)} |" for k in keys
+                     if isinstance(found.get(k), (int, float)))
+
+
+def _validation_rows(v: dict, floors: dict) -> str:
+    bar = lambda key: bar_text(floors, "validation", key)
+    rows = [("main_subject_recall (all photos)", v.get("main_subject_recall"), ""),
+            (f"main_subject_recall_in_vocabulary ({v.get('photos_in_vocabulary', 0)} photos)",
+             v.get("main_subject_recall_in_vocabulary"), bar("main_subject_recall_in_vocabulary")),
+            (f"the same, photos the calibration never saw ({v.get('not_calibrated_photos_in_vocabulary', 0)} photos)",
+             v.get("not_calibrated_main_subject_recall_in_vocabulary"),
+             bar("not_calibrated_main_subject_recall_in_vocabulary")),
+            (f"main_subject_recall, photos the calibration never saw ({v.get('not_calibrated_photos', 0)} photos)",
+             v.get("not_calibrated_main_subject_recall"), "")]
+    lines = [f"| {name} | {value or 0:.3f} | {bar} |" for name, value, bar in rows]
+    broken = f"{len(v.get('broken_captions', []))} of {v.get('photos', 0)}"
+    return "\n".join(lines + [f"| captions that break (a noun first or twice, or four words twice) | {broken} | |"])
+
+
+def nameable(words) -> dict[str, list[str]]:
+    """What the vocabulary lets the model say: nouns of both worlds' tables, and settings."""
+    from .scenes import tables
+    from .scenes.photos import load_stamps, photo_settings
+    words = set(words)
+    says = lambda phrase: all(w in words for w in phrase.split())
+    emoji = sorted({o.noun for o in tables.objects() if says(o.noun)} | {"person"} & words)
+    photo = sorted({s.kind.noun for s in load_stamps() if s.split == "train" and says(s.kind.noun)})
+    settings = sorted({name for name, st in {**tables.settings(), **photo_settings()}.items()
+                       if any(says(p) for p in st.phrases)})
+    return {"emoji": emoji, "photo": photo, "settings": settings}
+
+
+def summary_line(names: dict, validation: dict) -> str:
+    """The one line the page shows under its title: what it can name and how often it is right on
+    real photos no choice was made on."""
+    recall = validation.get("not_calibrated_main_subject_recall") or 0
+    known = validation.get("not_calibrated_main_subject_recall_in_vocabulary") or 0
+    return (f"Trained on emoji scenes and on real photo cut-outs pasted onto real backgrounds (no real "
+            f"photographs of whole scenes). It can name {len(names['photo'])} kinds of thing in photos and "
+            f"{len(names['emoji'])} emoji objects. On {validation.get('not_calibrated_photos', 0)} real photos "
+            f"(never trained or tuned on) it named the main subject in {100 * recall:.0f}% ({100 * known:.0f}% "
+            f"of those whose subject is in its vocabulary).")
+
+
+def calibration_text(calibration: dict, model, recipe: dict) -> str:
+    if not calibration.get("scale"):
+        return ""
+    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}, {v['broken']} broken"
+                     for k, v in calibration["candidates"].items())
+    chosen = recipe["calibration"]
+    once = "each ImageNet class speaks once per caption" if model.word_prior_once else "a class may speak again"
+    first = "the prior speaks to a caption's first word" if model.word_prior_first_word else \
+        "the prior is silent on a caption's first word"
+    return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
+            f"**{calibration['scale']:g}** for decoding, chosen by `make model` (captioner/calibrate.py) on the "
+            f"{calibration['photos']} {chosen['source']} photos of the validation set (real photographs, never "
+            f"trained on) with emoji calibration scenes (seed {chosen['seed']}) as a check: the scale whose captions "
+            f"name the most photos' subjects while emoji recall stays at or above {chosen['emoji_floor']} and no "
+            f"more of their captions break (a noun first or twice, or four words twice) than at the trained scale. "
+            f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are also "
+            f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.")
+
+
+def by_head_line(groups: dict) -> str:
+    if not groups:
+        return ""
+    named, other = groups["named_by_imagenet"], groups["not_named_by_imagenet"]
+    return (f"Object recall by noun: {named['object_recall']:.3f} over the {len(named['nouns'])} held-out nouns an "
+            f"ImageNet class names ({named['present']} objects: {', '.join(named['nouns'])}), "
+            f"{other['object_recall']:.3f} over the {len(other['nouns'])} that no class names ({other['present']} objects: "
+            f"{', '.join(other['nouns']) or 'none'}): those only the decoder's memory of the training cut-outs can name.")
+
+
+def by_background_line(per_background: dict) -> str:
+    if not per_background:
+        return ""
+    parts = [f"{Path(name).stem} {t['setting_right'] / t['images']:.2f}" for name, t in per_background.items()]
+    return (f"Setting accuracy on each of the {len(parts)} held-out background photos (each is one scene, "
+            f"so the figure moves in steps of about 1/{len(parts)}): {', '.join(parts)}.")
+
+
+def _familiarity(report: dict) -> dict:
+    real = next((v for k, v in report.items() if k.startswith("warned:")), None)
+    return {"fam_train_images": f"{report['train_images']:,}", "fam_directions": report["directions"],
+            "fam_threshold": report["threshold"], "fam_heldout_images": report["heldout_images"],
+            "fam_heldout_warned": f"{100 * report['heldout_warned']:.1f}",
+            "fam_train_warned": f"{100 * report['train_warned']:.1f}",
+            "fam_real": f" and on {real} of the hand-labelled real photos" if real else ""}
+
+
+def recall_by_head(per_noun: dict, word_map, vocab) -> dict:
+    """Held-out composites' object recall over nouns some ImageNet class names (in the model's own
+    word map) and over those none does: what the classifier's prior can carry to unseen cut-outs,
+    and what only the decoder's memory of one or two training cut-outs a noun can."""
+    from .imagenet_words import mapped
+    groups = {"named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0},
+              "not_named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0}}
+    for noun, tally in per_noun.items():
+        named = word_map is not None and mapped(word_map, vocab, noun)
+        group = groups["named_by_imagenet" if named else "not_named_by_imagenet"]
+        group["nouns"].append(noun)
+        group["recalled"] += tally["recalled"]
+        group["present"] += tally["present"]
+    for group in groups.values():
+        group["object_recall"] = round(group["recalled"] / group["present"], 4) if group["present"] else 0.0
+    return groups
