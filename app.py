@@ -1,10 +1,10 @@
-"""The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.demo.
+"""The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.web.page.
 
     python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
 
 Serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860; 0.0.0.0 on Hugging Face
 Spaces, where SPACE_ID is set). File fields take uploads only, one file of at most 10 MB a request
-(captioner.serving). API: /caption (an uploaded image) and /caption_url (a URL the server fetches),
+(captioner.web.serving). API: /caption (an uploaded image) and /caption_url (a URL the server fetches),
 each followed by strategy, temperature, top_k, beam_size, seed, num_samples, max_length; they return
 the caption, then JSON (words, probs, log_prob, strategy, seed).
 """
@@ -18,11 +18,11 @@ import sys
 import gradio as gr
 
 import captioner
-from captioner import serving
 from captioner.assets import EXAMPLES, example_images
-from captioner.cards import model_panel, model_summary
-from captioner.demo import Page
 from captioner.options import STRATEGY_NAMES, DecodingOptions
+from captioner.web import serving
+from captioner.web.cards import model_panel, model_summary
+from captioner.web.page import Page
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
@@ -134,7 +134,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         live_camera(page)
         with gr.Accordion("About the model", open=False):
             gr.Markdown(model_panel(model))
-        shown = gr.State(None)   # this session's result (demo.Shown): the word views and downloads use it
+        shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
         outputs = [error, text, note, details, confidence, selected, gallery, table, figure_file, gif_file, shown]
         page_events(page, image, url, url_button, button, compare, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are

@@ -6,9 +6,11 @@ import pytest
 from PIL import Image
 
 import app
-from captioner import Captioner, cards, demo
+from captioner import Captioner
 from captioner.assets import example_images
 from captioner.options import DecodingOptions
+from captioner.web import cards
+from captioner.web import page as web_page
 
 OPTION_DEFAULTS = [knob.default for knob in DecodingOptions.knobs()]
 
@@ -23,29 +25,29 @@ def picture(coco_fixture):
     return Image.open(sorted(coco_fixture[1].iterdir())[0])
 
 
-OUTPUTS = demo.PAGE_OUTPUTS
+OUTPUTS = web_page.PAGE_OUTPUTS
 
 
 @pytest.fixture(scope="module")
 def page(model):
-    return demo.Page(model)
+    return web_page.Page(model)
 
 
 def run(page, image, **options) -> dict:
     """The Caption button's event with the page's option controls (DecodingOptions order)."""
     values = [options.get(name, knob.default) for name, knob in
-              zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+              zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return dict(zip(OUTPUTS, page.show_caption(image, *values)))
 
 
 def api(page, image, **options):
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return page.api_caption(image, *values)
 
 
 def test_controls_follow_the_strategy():
-    shown = lambda strategy: [u["visible"] for u in demo.Page.show_controls(strategy)]
-    names = demo.OPTION_NAMES[1:]
+    shown = lambda strategy: [u["visible"] for u in web_page.Page.show_controls(strategy)]
+    names = web_page.OPTION_NAMES[1:]
     assert dict(zip(names, shown("greedy"))) == {n: n == "max_length" for n in names}
     assert dict(zip(names, shown("sample")))["temperature"] and not dict(zip(names, shown("sample")))["beam_size"]
     assert dict(zip(names, shown("beam")))["beam_size"] and not dict(zip(names, shown("beam")))["seed"]
@@ -60,7 +62,7 @@ def test_greedy_result_has_everything_the_page_shows(page, model, picture):
     assert max(result["overlays"][0][0].size) == 320 and max(result["selected"]["value"].size) == 640
     first = result["details"]["words"][0]
     assert result["selected"]["label"].startswith(f"Selected word: \u201c{first}\u201d (probability 0.")
-    assert demo.word_view(result["shown"].caption, len(result["caption"].split())) == gr.skip()
+    assert web_page.word_view(result["shown"].caption, len(result["caption"].split())) == gr.skip()
     assert result["table"]["visible"] is False and result["note"] == ""
     assert result["figure_file"] is None and result["gif_file"] is None    # no stale downloads
 
@@ -91,7 +93,7 @@ def test_the_seed_box_starts_empty():
 
 def test_a_caption_cut_by_the_length_limit_is_marked(page, picture):
     result = run(page, picture, max_length=1)
-    assert result["details"]["cut"] is True and result["caption"].endswith(demo.CUT_MARK)
+    assert result["details"]["cut"] is True and result["caption"].endswith(web_page.CUT_MARK)
     assert "Cut at 1 words" in result["note"]
     assert run(page, picture)["details"]["cut"] is False
 
@@ -130,7 +132,7 @@ def test_compare_decodes_one_encoding_greedy_beam_and_samples(model, page, pictu
 
 
 def run_compare(page, image, **options) -> dict:
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return dict(zip(OUTPUTS, page.compare(image, *values)))
 
 
@@ -182,7 +184,7 @@ def test_bad_inputs_become_a_message_by_the_input_and_keep_the_result(page, call
 
 
 def run_page(page, **options):
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return page.show_caption(np.zeros((8, 8, 3), np.uint8), *values)
 
 
@@ -208,7 +210,7 @@ def test_a_file_that_is_not_an_image_is_removed_with_the_reason(page, tmp_path):
 
 
 def test_bugs_become_a_plain_apology():
-    @demo.shown_to_users
+    @web_page.shown_to_users
     def bug():
         raise KeyError("internal detail")
     with pytest.raises(gr.Error) as caught:

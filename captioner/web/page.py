@@ -23,10 +23,10 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from ..images import InputError
+from ..options import DecodingOptions, visibility
+from ..sandbox import load_untrusted_image
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError
-from .options import DecodingOptions, visibility
-from .sandbox import load_untrusted_image
 from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
@@ -42,7 +42,7 @@ RESULTS_BYTES = 64 * 2 ** 20   # every session's latest result together (Results
 SHOWN_SIDE = 640               # the page's largest view of an image (the selected word)
 EXPIRED = ("This result is no longer kept on the server (it keeps the latest results of every "
            "visitor, for a while); caption the image again to inspect its words")
-log = logging.getLogger("captioner.demo")
+log = logging.getLogger("captioner.web.page")
 
 
 def shown_to_users(fn):
