@@ -25,9 +25,6 @@ def picture(coco_fixture):
     return Image.open(sorted(coco_fixture[1].iterdir())[0])
 
 
-OUTPUTS = web_page.PAGE_OUTPUTS
-
-
 @pytest.fixture(scope="module")
 def page(model):
     return web_page.Page(model)
@@ -37,7 +34,7 @@ def run(page, image, **options) -> dict:
     """The Caption button's event with the page's option controls (DecodingOptions order)."""
     values = [options.get(name, knob.default) for name, knob in
               zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
-    return dict(zip(OUTPUTS, page.show_caption(image, *values)))
+    return page.show_caption(image, *values)._asdict()
 
 
 def api(page, image, **options):
@@ -133,7 +130,7 @@ def test_compare_decodes_one_encoding_greedy_beam_and_samples(model, page, pictu
 
 def run_compare(page, image, **options) -> dict:
     values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
-    return dict(zip(OUTPUTS, page.compare(image, *values)))
+    return page.compare(image, *values)._asdict()
 
 
 def test_several_samples_come_sorted_with_log_probabilities(page, picture):
@@ -291,3 +288,17 @@ def test_live_stream_has_its_own_slots_and_keeps_streaming(tiny_app):
     assert len(live) == 1 and live[0]["trigger_mode"] != "always_last" and live[0]["stream_every"] <= 0.2
     fn = tiny_app.fns[live[0]["id"]]
     assert fn.concurrency_id == "live" and fn.concurrency_limit == app.LIVE_STREAMS     # not the work slots
+
+
+def test_every_result_event_lays_out_the_outputs_in_the_order_the_page_returns_them(tiny_app):
+    # One definition (page.PageOutputs): app.py names each component, the events list them in its order.
+    fns = {fn.name: fn for fn in tiny_app.fns.values()}
+    slots = dict(zip(web_page.PageOutputs._fields, fns["show_caption"].outputs))
+    assert {name: getattr(block, "elem_id", None) for name, block in slots.items()} == {
+        "error": "error", "caption": "caption", "note": "note", "details": None, "confidence": "confidence",
+        "selected": "selected", "overlays": "words", "table": "captions", "figure_file": "figure-file",
+        "gif_file": "gif-file", "shown": None}
+    for name in ("compare", "show_caption_from_url"):
+        assert fns[name].outputs == fns["show_caption"].outputs, name
+    assert fns["show_sample"].outputs == list(web_page.PageOutputs(**slots).sample_outputs())
+    assert fns["downloads"].outputs == [slots["figure_file"], slots["gif_file"]]
