@@ -43,8 +43,9 @@ clean-venv:
 model: $(VENV)/.dev-installed system-deps
 	$(PY) scripts/make_model.py
 
+# Every figure of `python -m captioner bench`, and the web page's own (live camera).
 bench: $(VENV)/.dev-installed
-	$(PY) -m captioner bench --json --markdown docs/benchmarks.md
+	$(PY) -m captioner.web.bench --json --markdown docs/benchmarks.md
 
 # --- MS-COCO 2014 (for users who have it on disk; InceptionV3 as in the seed tutorial) ----------
 COCO ?= data/coco

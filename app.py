@@ -1,10 +1,10 @@
-"""The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.demo.
+"""The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.web.page.
 
     python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
 
 Serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860; 0.0.0.0 on Hugging Face
 Spaces, where SPACE_ID is set). File fields take uploads only, one file of at most 10 MB a request
-(captioner.serving). API: /caption (an uploaded image) and /caption_url (a URL the server fetches),
+(captioner.web.serving). API: /caption (an uploaded image) and /caption_url (a URL the server fetches),
 each followed by strategy, temperature, top_k, beam_size, seed, num_samples, max_length; they return
 the caption, then JSON (words, probs, log_prob, strategy, seed).
 """
@@ -18,11 +18,11 @@ import sys
 import gradio as gr
 
 import captioner
-from captioner import serving
 from captioner.assets import EXAMPLES, example_images
-from captioner.cards import model_panel, model_summary
-from captioner.demo import Page
 from captioner.options import STRATEGY_NAMES, DecodingOptions
+from captioner.web import serving
+from captioner.web.cards import model_panel, model_summary
+from captioner.web.page import Page, PageOutputs
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
@@ -134,8 +134,10 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         live_camera(page)
         with gr.Accordion("About the model", open=False):
             gr.Markdown(model_panel(model))
-        shown = gr.State(None)   # this session's result (demo.Shown): the word views and downloads use it
-        outputs = [error, text, note, details, confidence, selected, gallery, table, figure_file, gif_file, shown]
+        shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
+        outputs = PageOutputs(error=error, caption=text, note=note, details=details, confidence=confidence,
+                              selected=selected, overlays=gallery, table=table, figure_file=figure_file,
+                              gif_file=gif_file, shown=shown)
         page_events(page, image, url, url_button, button, compare, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
@@ -164,27 +166,29 @@ def live_camera(page) -> None:
 
 
 def page_events(page, image, url, url_button, button, compare, examples, options, outputs):
-    """The page's own events (private: the API page lists only the two endpoints)."""
-    error, text, *_, confidence, selected, gallery, table, figure_file, gif_file, shown = outputs
+    """The page's own events (private: the API page lists only the two endpoints). `outputs`: the
+    page's PageOutputs components, in the order the result events return their values."""
+    shown, selected = outputs.shown, outputs.selected
     private = dict(api_visibility="private", **WORK)
 
     def then_downloads(event):
         event.then(None, js=SHOW_RESULT, api_visibility="private").then(
-            page.downloads, shown, [figure_file, gif_file], **private)
+            page.downloads, shown, list(outputs.downloads()), **private)
 
-    then_downloads(button.click(page.show_caption, [image, *options], outputs, **private))
-    then_downloads(compare.click(page.compare, [image, *options], outputs, **private))
-    then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options], outputs,
-                         **private))
+    then_downloads(button.click(page.show_caption, [image, *options], list(outputs), **private))
+    then_downloads(compare.click(page.compare, [image, *options], list(outputs), **private))
+    then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options],
+                         list(outputs), **private))
     if examples is not None:    # an example is captioned as soon as it is clicked
-        then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], outputs, **private))
-    image.upload(page.check_image, image, [image, error], **private)
+        then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], list(outputs),
+                                                      **private))
+    image.upload(page.check_image, image, [image, outputs.error], **private)
     options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
-    gallery.select(page.show_word, shown, selected, **private)
-    confidence.select(page.show_word, shown, selected, **private)
-    text.select(page.show_caption_word, shown, selected, **private)
-    table.select(page.show_sample, shown, [confidence, selected, gallery, figure_file, gif_file, shown],
-                 **private).then(page.downloads, shown, [figure_file, gif_file], **private)
+    outputs.overlays.select(page.show_word, shown, selected, **private)
+    outputs.confidence.select(page.show_word, shown, selected, **private)
+    outputs.caption.select(page.show_caption_word, shown, selected, **private)
+    outputs.table.select(page.show_sample, shown, list(outputs.sample_outputs()),
+                         **private).then(page.downloads, shown, list(outputs.downloads()), **private)
 
 
 def serve(app: gr.Blocks, **launch_options):

@@ -153,12 +153,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args, sections=()) -> int:
+    """`sections`: more figures for bench.run_benchmarks (captioner.web.bench adds the page's)."""
     from .api import Captioner
     from .bench import example_scenes, markdown_table, run_benchmarks
     model = Captioner.load(args.checkpoint)
     images = [args.image] if args.image else example_scenes()
-    figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images)
+    figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images, sections=sections)
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text("# Benchmarks\n\n" + markdown_table(figures))
@@ -287,10 +288,14 @@ def _tool_commands(sub) -> None:
 
 def main(argv=None) -> int:
     captioner.import_tensorflow_quietly()        # CAPTIONER_TF_LOGS=1 shows TensorFlow's C++ start-up log
+    return run(build_parser().parse_args(argv))
+
+
+def run(args, **extra) -> int:
+    """Run a parsed command; `extra` goes to it as keywords (captioner.web.bench: bench's sections)."""
     from .checkpoint import CheckpointError
-    args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.run(args, **extra)
     except (CheckpointError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

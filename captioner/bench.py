@@ -133,25 +133,11 @@ def bench_training(captioner, batch_size: int = 64, repeats: int = 10) -> dict:
             "train_speedup": round(statistics.median(eager_times) / step, 2), "train_batch_size": batch_size}
 
 
-def bench_live(captioner, image_path, seconds: float = 3.0) -> dict:
-    """Live camera mode: frames per second through the page's own live event, frames back to back
-    (a 640x480 camera frame, uploaded as the browser sends it)."""
-    import tempfile
-    from PIL import Image
-    from .demo import Page
-    page, live, frames = Page(captioner), None, 0
-    with tempfile.TemporaryDirectory() as folder:
-        frame = Path(folder) / "frame.png"
-        Image.open(image_path).convert("RGB").resize((640, 480)).save(frame)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            *_, live = page.live_caption(str(frame), live)
-            frames += 1
-        return {"live_fps": round(frames / (time.perf_counter() - start), 1)}
-
-
-def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list | None = None) -> dict:
-    """Every figure; decoding is timed over `decode_images` (default: just `image_path`)."""
+def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list | None = None,
+                   sections=()) -> dict:
+    """Every figure; decoding is timed over `decode_images` (default: just `image_path`).
+    `sections`: more figures, each `section(captioner, image_path) -> dict`, measured after the end
+    to end ones (the web page's live camera: captioner.web.bench, as `make bench` runs it)."""
     figures = {"machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
                "tensorflow": tf.__version__, "date": time.strftime("%Y-%m-%d"), "image": str(image_path)}
     figures |= bench_image_decoding(image_path, repeats)
@@ -162,7 +148,8 @@ def run_benchmarks(captioner, image_path, repeats: int = 30, decode_images: list
         figures["end_to_end_over_encoder"] = round(figures["end_to_end_p50_ms"] / encoder_ms, 2)
         plain = type(captioner)(captioner.checkpoint, use_litert=False)
         figures["end_to_end_tensorflow_p50_ms"] = _ms(_timed(lambda: plain.caption(image_path), repeats))
-    figures |= bench_live(captioner, image_path)
+    for section in sections:
+        figures |= section(captioner, image_path)
     figures |= bench_training(captioner)
     return figures
 
@@ -206,7 +193,7 @@ ROWS = [("decode_in_process_ms", "Image file decoded in the server's own process
 
 def markdown_table(figures: dict) -> str:
     lines = [f"Measured {figures['date']} on {figures['machine']} (TensorFlow {figures['tensorflow']}) with "
-             f"`make bench` (`python -m captioner bench --json`), on the shipped default model "
+             f"`make bench` (`python -m captioner.web.bench --json`), on the shipped default model "
              f"(encoder: {figures.get('encoder', '?')}).", "",
              "| Figure | Value | Unit |", "|---|---|---|"]
     lines += [f"| {label} | {figures[key]} | {unit} |" for key, label, unit in ROWS if key in figures]

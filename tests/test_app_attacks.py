@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import app
-from captioner import middleware, serving
+from captioner.web import middleware, serving
 from http_api import HOST_IP, call, file_data, fn_index, join, upload
 from loadtest import parser_bombs
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from captioner import serving
+from captioner.web import serving
 from http_api import HOST_IP, OPTIONS, POSITION, call, file_data, upload
 
 

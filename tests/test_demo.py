@@ -6,9 +6,11 @@ import pytest
 from PIL import Image
 
 import app
-from captioner import Captioner, cards, demo
+from captioner import Captioner
 from captioner.assets import example_images
 from captioner.options import DecodingOptions
+from captioner.web import cards
+from captioner.web import page as web_page
 
 OPTION_DEFAULTS = [knob.default for knob in DecodingOptions.knobs()]
 
@@ -23,29 +25,26 @@ def picture(coco_fixture):
     return Image.open(sorted(coco_fixture[1].iterdir())[0])
 
 
-OUTPUTS = demo.PAGE_OUTPUTS
-
-
 @pytest.fixture(scope="module")
 def page(model):
-    return demo.Page(model)
+    return web_page.Page(model)
 
 
 def run(page, image, **options) -> dict:
     """The Caption button's event with the page's option controls (DecodingOptions order)."""
     values = [options.get(name, knob.default) for name, knob in
-              zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
-    return dict(zip(OUTPUTS, page.show_caption(image, *values)))
+              zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
+    return page.show_caption(image, *values)._asdict()
 
 
 def api(page, image, **options):
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return page.api_caption(image, *values)
 
 
 def test_controls_follow_the_strategy():
-    shown = lambda strategy: [u["visible"] for u in demo.Page.show_controls(strategy)]
-    names = demo.OPTION_NAMES[1:]
+    shown = lambda strategy: [u["visible"] for u in web_page.Page.show_controls(strategy)]
+    names = web_page.OPTION_NAMES[1:]
     assert dict(zip(names, shown("greedy"))) == {n: n == "max_length" for n in names}
     assert dict(zip(names, shown("sample")))["temperature"] and not dict(zip(names, shown("sample")))["beam_size"]
     assert dict(zip(names, shown("beam")))["beam_size"] and not dict(zip(names, shown("beam")))["seed"]
@@ -60,7 +59,7 @@ def test_greedy_result_has_everything_the_page_shows(page, model, picture):
     assert max(result["overlays"][0][0].size) == 320 and max(result["selected"]["value"].size) == 640
     first = result["details"]["words"][0]
     assert result["selected"]["label"].startswith(f"Selected word: \u201c{first}\u201d (probability 0.")
-    assert demo.word_view(result["shown"].caption, len(result["caption"].split())) == gr.skip()
+    assert web_page.word_view(result["shown"].caption, len(result["caption"].split())) == gr.skip()
     assert result["table"]["visible"] is False and result["note"] == ""
     assert result["figure_file"] is None and result["gif_file"] is None    # no stale downloads
 
@@ -91,7 +90,7 @@ def test_the_seed_box_starts_empty():
 
 def test_a_caption_cut_by_the_length_limit_is_marked(page, picture):
     result = run(page, picture, max_length=1)
-    assert result["details"]["cut"] is True and result["caption"].endswith(demo.CUT_MARK)
+    assert result["details"]["cut"] is True and result["caption"].endswith(web_page.CUT_MARK)
     assert "Cut at 1 words" in result["note"]
     assert run(page, picture)["details"]["cut"] is False
 
@@ -130,8 +129,8 @@ def test_compare_decodes_one_encoding_greedy_beam_and_samples(model, page, pictu
 
 
 def run_compare(page, image, **options) -> dict:
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
-    return dict(zip(OUTPUTS, page.compare(image, *values)))
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
+    return page.compare(image, *values)._asdict()
 
 
 def test_several_samples_come_sorted_with_log_probabilities(page, picture):
@@ -182,7 +181,7 @@ def test_bad_inputs_become_a_message_by_the_input_and_keep_the_result(page, call
 
 
 def run_page(page, **options):
-    values = [options.get(name, knob.default) for name, knob in zip(demo.OPTION_NAMES, DecodingOptions.knobs())]
+    values = [options.get(name, knob.default) for name, knob in zip(web_page.OPTION_NAMES, DecodingOptions.knobs())]
     return page.show_caption(np.zeros((8, 8, 3), np.uint8), *values)
 
 
@@ -208,7 +207,7 @@ def test_a_file_that_is_not_an_image_is_removed_with_the_reason(page, tmp_path):
 
 
 def test_bugs_become_a_plain_apology():
-    @demo.shown_to_users
+    @web_page.shown_to_users
     def bug():
         raise KeyError("internal detail")
     with pytest.raises(gr.Error) as caught:
@@ -289,3 +288,17 @@ def test_live_stream_has_its_own_slots_and_keeps_streaming(tiny_app):
     assert len(live) == 1 and live[0]["trigger_mode"] != "always_last" and live[0]["stream_every"] <= 0.2
     fn = tiny_app.fns[live[0]["id"]]
     assert fn.concurrency_id == "live" and fn.concurrency_limit == app.LIVE_STREAMS     # not the work slots
+
+
+def test_every_result_event_lays_out_the_outputs_in_the_order_the_page_returns_them(tiny_app):
+    # One definition (page.PageOutputs): app.py names each component, the events list them in its order.
+    fns = {fn.name: fn for fn in tiny_app.fns.values()}
+    slots = dict(zip(web_page.PageOutputs._fields, fns["show_caption"].outputs))
+    assert {name: getattr(block, "elem_id", None) for name, block in slots.items()} == {
+        "error": "error", "caption": "caption", "note": "note", "details": None, "confidence": "confidence",
+        "selected": "selected", "overlays": "words", "table": "captions", "figure_file": "figure-file",
+        "gif_file": "gif-file", "shown": None}
+    for name in ("compare", "show_caption_from_url"):
+        assert fns[name].outputs == fns["show_caption"].outputs, name
+    assert fns["show_sample"].outputs == list(web_page.PageOutputs(**slots).sample_outputs())
+    assert fns["downloads"].outputs == [slots["figure_file"], slots["gif_file"]]

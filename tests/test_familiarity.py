@@ -47,7 +47,7 @@ def test_a_checkpoint_with_statistics_marks_each_caption(trained_checkpoint, coc
     noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
     caption = model.caption(noise)
     assert caption.unfamiliar is True and caption.to_dict()["unlike_training_data"] is True
-    from captioner.demo import caption_note
+    from captioner.web.page import caption_note
     assert "unlike anything this model was trained on" in caption_note(caption)
     assert "unlike" not in caption_note(model.caption(images[0]))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioner.heatmaps import (attention_figure, attention_gif, overlay, save_attention_figure,
+from captioner.web.heatmaps import (attention_figure, attention_gif, overlay, save_attention_figure,
                                  save_attention_gif, upsample, word_overlays)
 
 IMAGE = Image.new("RGB", (640, 480), (128, 128, 128))

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from captioner import urls
+from captioner.web import urls
 from captioner.images import InputError
-from captioner.urls import check_address, fetch_url, load_image_url
+from captioner.web.urls import check_address, fetch_url, load_image_url
 
 PNG = io.BytesIO()
 Image.new("RGB", (20, 10), (0, 128, 255)).save(PNG, format="PNG")

@@ -20,7 +20,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 
-log = logging.getLogger("captioner.middleware")
+log = logging.getLogger("captioner.web.middleware")
 
 
 class UploadLimits:

@@ -19,30 +19,59 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gradio as gr
 from PIL import Image
 
+from ..images import InputError
+from ..options import DecodingOptions, visibility
+from ..sandbox import load_untrusted_image
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
-from .images import InputError
-from .options import DecodingOptions, visibility
-from .sandbox import load_untrusted_image
 from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 600
 LIVE_WINDOW_S = 5          # live mode's frames per second: over the last few seconds
 OPTION_NAMES = [knob.name for knob in DecodingOptions.knobs()]   # the order of the option controls
-# The page's outputs for a new result, in the order Page._shown returns them (app.py lays them out).
-PAGE_OUTPUTS = ["error", "caption", "note", "details", "confidence", "selected", "overlays", "table",
-                "figure_file", "gif_file", "shown"]
 APOLOGY = "Something went wrong captioning this image. Please try another one."
 CUT_MARK = " …"     # after a caption the length limit stopped before the model ended it
 RESULTS_BYTES = 64 * 2 ** 20   # every session's latest result together (Results): about 1,000 photos
 SHOWN_SIDE = 640               # the page's largest view of an image (the selected word)
 EXPIRED = ("This result is no longer kept on the server (it keeps the latest results of every "
            "visitor, for a while); caption the image again to inspect its words")
-log = logging.getLogger("captioner.demo")
+log = logging.getLogger("captioner.web.page")
+
+
+class PageOutputs(NamedTuple):
+    """The page's outputs for a new result, by name: the one definition of their order. The result
+    events (`Page.show_caption`, `show_caption_from_url`, `compare`) return a PageOutputs of values;
+    app.py fills one with its components, field by field, and gives it to those events as `outputs`
+    (and picks the other events' outputs from it: `sample_outputs`, `downloads`)."""
+    error: Any
+    caption: Any
+    note: Any
+    details: Any
+    confidence: Any
+    selected: Any
+    overlays: Any
+    table: Any
+    figure_file: Any
+    gif_file: Any
+    shown: Any
+
+    @classmethod
+    def unchanged(cls, **values) -> PageOutputs:
+        """Every output left as it is on the page (gr.skip()), but those given."""
+        return cls(**({name: gr.skip() for name in cls._fields} | values))
+
+    def sample_outputs(self) -> tuple:
+        """The outputs a row picked in the captions table changes (`Page.show_sample`), in order."""
+        return self.confidence, self.selected, self.overlays, self.figure_file, self.gif_file, self.shown
+
+    def downloads(self) -> tuple:
+        """The outputs `Page.downloads` fills, in order."""
+        return self.figure_file, self.gif_file
 
 
 def shown_to_users(fn):
@@ -157,17 +186,17 @@ class Page:
 
     # --- the page's own events ----------------------------------------------------------------
 
-    def show_caption(self, image, *options) -> tuple:
-        """Caption button (or an example clicked) -> error, caption, note, details, confidence,
-        selected word, word overlays, captions table, the two downloads (cleared until `downloads`
-        makes the new ones) and the result itself (session state)."""
+    def show_caption(self, image, *options) -> PageOutputs:
+        """Caption button (or an example clicked) -> PageOutputs: error, caption, note, details,
+        confidence, selected word, word overlays, captions table, the two downloads (cleared until
+        `downloads` makes the new ones) and the result itself (session state)."""
         return self._shown(lambda: self._captions(_required(image), options))
 
-    def show_caption_from_url(self, url, *options) -> tuple:
+    def show_caption_from_url(self, url, *options) -> PageOutputs:
         """Fetch button or Enter in the URL box -> as `show_caption`."""
         return self._shown(lambda: self._captions(_fetched(url), options))
 
-    def compare(self, image, *options) -> tuple:
+    def compare(self, image, *options) -> PageOutputs:
         """Compare button -> as `show_caption`, for greedy, beam search and several samples of one
         image encoding (the table lists them all; the caption box holds the greedy one)."""
         return self._shown(lambda: self._nonempty(
@@ -190,7 +219,7 @@ class Page:
         try:
             return word_view(shown.caption if shown else None, event.index)
         except Expired:
-            return _expired(1)
+            return _expired(gr.skip())
 
     @staticmethod
     def show_caption_word(shown, event: gr.SelectData):
@@ -200,21 +229,24 @@ class Page:
         try:
             best = shown.captions[0]
         except Expired:
-            return _expired(1)
+            return _expired(gr.skip())
         return word_view(best, _word_at(best.text, int(event.index[0])))
 
     @staticmethod
     def show_sample(shown, event: gr.SelectData) -> tuple:
-        """A row of the captions table clicked -> that caption inspected: confidence, selected word,
-        overlays, downloads (cleared until remade) and the result with its new `current`."""
+        """A row of the captions table clicked -> that caption inspected (PageOutputs.sample_outputs):
+        confidence, selected word, overlays, downloads (cleared until remade) and the result with
+        its new `current`."""
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        unchanged = PageOutputs.unchanged().sample_outputs()
         if not shown or not 0 <= int(row) < len(shown.labels):
-            return (gr.skip(),) * 6
+            return unchanged
         shown = dataclasses.replace(shown, current=int(row))
         try:
-            return (*_inspected(shown), None, None, shown)
+            return PageOutputs.unchanged(**_inspected(shown), figure_file=None, gif_file=None,
+                                         shown=shown).sample_outputs()
         except Expired:
-            return _expired(6)
+            return _expired(unchanged)
 
     @staticmethod
     def show_controls(strategy) -> list:
@@ -225,7 +257,7 @@ class Page:
     @staticmethod
     def downloads(shown) -> tuple[str | None, str | None]:
         """Right after a caption -> the inspected caption's attention grid as a PNG figure and as
-        an animated GIF."""
+        an animated GIF (PageOutputs.downloads)."""
         try:
             return save_downloads(shown)
         except Expired:
@@ -278,30 +310,31 @@ class Page:
             raise InputError("The model produced an empty caption for this image; try another strategy")
         return captions
 
-    def _shown(self, make) -> tuple:
+    def _shown(self, make) -> PageOutputs:
         """The page's outputs for the captions `make()` returns, or, if it fails, the reason next
         to the input and every other output unchanged."""
         try:
             captions = make()
         except (InputError, ValueError) as error:
-            return (_error(str(error)),) + (gr.skip(),) * (len(PAGE_OUTPUTS) - 1)
+            return PageOutputs.unchanged(error=_error(str(error)))
         except Exception:
             log.exception("captioning failed")
-            return (_error(APOLOGY),) + (gr.skip(),) * (len(PAGE_OUTPUTS) - 1)
+            return PageOutputs.unchanged(error=_error(APOLOGY))
         shown = Shown(self.results, _labels(captions))
         self.results.put(shown.stamp, captions)
         best = captions[0]
         rows = [[label, c.text, round(c.log_prob, 3)] for label, c in zip(shown.labels, captions)]
-        return (_no_error(), best.text + (CUT_MARK if best.cut else ""), caption_note(best),
-                details(captions), *_inspected(shown), gr.update(value=rows, visible=len(rows) > 1),
-                None, None, shown)
+        return PageOutputs(error=_no_error(), caption=best.text + (CUT_MARK if best.cut else ""),
+                           note=caption_note(best), details=details(captions), **_inspected(shown),
+                           table=gr.update(value=rows, visible=len(rows) > 1), figure_file=None,
+                           gif_file=None, shown=shown)
 
 
-def _expired(outputs: int):
+def _expired(unchanged):
     """A word view of a result that has left the store: the visitor is told why (a notice) and
-    every output stays as it was."""
+    every output stays as it was (`unchanged`: gr.skip() for each)."""
     gr.Warning(EXPIRED)
-    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
+    return unchanged
 
 
 def _required(image):
@@ -363,15 +396,17 @@ def caption_note(caption) -> str:
     return "\n\n".join(lines)
 
 
-def _inspected(shown) -> tuple:
-    """The views of the inspected caption: confidence chips, its first word large, every word's overlay."""
+def _inspected(shown) -> dict:
+    """The views of the inspected caption (PageOutputs' confidence, selected and overlays):
+    confidence chips, its first word large, every word's overlay."""
     caption, label = shown.caption, shown.labels[shown.current]
     which = f" ({label})" if len(shown.labels) > 1 else ""
     chips = [(w, round(float(p), 2)) for w, p in zip(caption.words, caption.probs)]
-    return (gr.update(value=chips, label=f"Confidence per word{which}: stronger colour, more probable; "
-                                         "click a word to see where the model looked"),
-            word_view(caption, 0),
-            word_overlays(caption.image, caption.words, caption.attention, caption.probs, max_side=320))
+    return {"confidence": gr.update(value=chips, label=f"Confidence per word{which}: stronger colour, more "
+                                                     "probable; click a word to see where the model looked"),
+            "selected": word_view(caption, 0),
+            "overlays": word_overlays(caption.image, caption.words, caption.attention, caption.probs,
+                                      max_side=320)}
 
 
 def _word_at(text: str, offset: int) -> int:

@@ -3,11 +3,11 @@
 - File fields take uploads only. Gradio itself downloads any URL a client puts in a file field's
   `path` (with `safehttpx`: no size cap, no deadline, gzip decoded, carrier-grade NAT and 6to4
   counted public), before any of our code runs. `GuardedBlocks` refuses such a field first, so
-  URLs only ever reach our own fetcher (captioner.urls) through the URL box and /caption_url.
+  URLs only ever reach our own fetcher (captioner.web.urls) through the URL box and /caption_url.
 - Every refusal carries a message that names the field and shows no server path.
 - Any event's unexpected failure reaches the client as one sentence, and the log as one line.
 - Every limit the server keeps is defined here, and `launch_options` hands them to the HTTP layer
-  (captioner/middleware.py): uploads capped per request, per client over `KEEP_FILES_S` and on
+  (captioner/web/middleware.py): uploads capped per request, per client over `KEEP_FILES_S` and on
   disk; Gradio's routes that fetch for a client or that the app does not use closed; idle live
   streams closed. Gradio deletes what was uploaded or made for a visitor after `KEEP_FILES_S`,
   and `sweep_uploads` the folders it leaves.
@@ -26,8 +26,8 @@ import gradio as gr
 from gradio_client import utils as client_utils
 from starlette.middleware import Middleware
 
+from ..sandbox import MAX_WORKERS
 from .middleware import IdleStreams, RouteGuard, UploadLimits, upload_folder
-from .sandbox import MAX_WORKERS
 
 MAX_FILE_SIZE = "10mb"                 # one uploaded file
 MAX_UPLOAD_FILES = 1                   # files in one upload request (the page and the API send one)
@@ -48,7 +48,7 @@ UPLOAD_ONLY = ("{field} takes an uploaded file only. To caption an image on the 
 NOT_UPLOADED = ("{field}: the file must be uploaded to this server first (the page does this; with "
                 "gradio_client, pass handle_file(path)).")
 FAILED = "This request could not be processed; check its parameters against the API page"
-log = logging.getLogger("captioner.serving")
+log = logging.getLogger("captioner.web.serving")
 
 
 class GuardedBlocks(gr.Blocks):

@@ -22,8 +22,8 @@ import httpcore
 import httpx
 from PIL import Image
 
-from .images import MAX_PIXELS, InputError
-from .sandbox import load_untrusted_image
+from ..images import MAX_PIXELS, InputError
+from ..sandbox import load_untrusted_image
 
 MAX_URL_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 3

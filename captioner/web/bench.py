@@ -1,0 +1,47 @@
+"""`make bench`: `python -m captioner.web.bench [bench's flags]` is `python -m captioner bench` with
+the page's own figure too (the live camera, through the page's live event).
+
+The core's command line never loads Gradio, so its `bench` measures the package alone; the web
+page's figures are measured here, where the page is, and join the same table (captioner.bench).
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+import captioner
+
+from .page import Page
+
+
+def bench_live(model, image_path, seconds: float = 3.0) -> dict:
+    """Live camera mode: frames per second through the page's own live event, frames back to back
+    (a 640x480 camera frame, uploaded as the browser sends it)."""
+    page, live, frames = Page(model), None, 0
+    with tempfile.TemporaryDirectory() as folder:
+        frame = Path(folder) / "frame.png"
+        Image.open(image_path).convert("RGB").resize((640, 480)).save(frame)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            *_, live = page.live_caption(str(frame), live)
+            frames += 1
+        return {"live_fps": round(frames / (time.perf_counter() - start), 1)}
+
+
+SECTIONS = (bench_live,)   # the page's figures, measured after the core's end to end ones
+
+
+def main(argv=None) -> int:
+    """`python -m captioner bench` (the same flags and output), with SECTIONS measured too."""
+    captioner.import_tensorflow_quietly()        # CAPTIONER_TF_LOGS=1 shows TensorFlow's C++ start-up log
+    from captioner.__main__ import build_parser, run
+    args = build_parser().parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return run(args, sections=SECTIONS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
