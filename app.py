@@ -114,36 +114,42 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                                        elem_id="examples", examples_per_page=12,
                                        cache_examples=False) if pictures else None
             with gr.Column(scale=2, min_width=300):
-                text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
-                note = gr.Markdown(elem_id="note")
-                confidence = gr.HighlightedText(label="Confidence per word", show_legend=False,
-                                                show_inline_category=True, elem_id="confidence")
-                selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
-                                    elem_id="selected")
-                gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
-                                     columns=5, height="auto", allow_preview=False, object_fit="contain",
-                                     elem_id="words")
-                table = gr.Dataframe(headers=["decoding", "caption", "log-probability"], elem_id="captions",
-                                     label="Captions, most likely first (click one to inspect it)",
-                                     visible=False, interactive=False)
-                with gr.Row():
-                    figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
-                    gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
-                with gr.Accordion("Details (JSON)", open=False):
-                    details = gr.JSON(label="words, probabilities, strategy, seed")
+                results = result_panel()
         live_camera(page)
         with gr.Accordion("About the model", open=False):
             gr.Markdown(model_panel(model))
         shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
-        outputs = PageOutputs(error=error, caption=text, note=note, details=details, confidence=confidence,
-                              selected=selected, overlays=gallery, table=table, figure_file=figure_file,
-                              gif_file=gif_file, shown=shown)
+        outputs = PageOutputs(error=error, shown=shown, **results)
+        text, details = results["caption"], results["details"]
         page_events(page, image, url, url_button, button, compare, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption", **WORK)
         gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url", **WORK)
     return app
+
+
+def result_panel() -> dict:
+    """The right-hand column: the caption and everything shown about it, by PageOutputs field."""
+    text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
+    note = gr.Markdown(elem_id="note")
+    confidence = gr.HighlightedText(label="Confidence per word", show_legend=False,
+                                    show_inline_category=True, elem_id="confidence")
+    selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
+                        elem_id="selected")
+    gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
+                         columns=5, height="auto", allow_preview=False, object_fit="contain",
+                         elem_id="words")
+    table = gr.Dataframe(headers=["decoding", "caption", "log-probability"], elem_id="captions",
+                         label="Captions, most likely first (click one to inspect it)",
+                         visible=False, interactive=False)
+    with gr.Row():
+        figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
+        gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")
+    with gr.Accordion("Details (JSON)", open=False):
+        details = gr.JSON(label="words, probabilities, strategy, seed")
+    return dict(caption=text, note=note, details=details, confidence=confidence, selected=selected,
+                overlays=gallery, table=table, figure_file=figure_file, gif_file=gif_file)
 
 
 def live_camera(page) -> None:

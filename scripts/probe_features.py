@@ -112,6 +112,12 @@ def main() -> None:
     heldout_photos, heldout_features = computed("photos_heldout")
     texture, texture_features = computed("heldout_texture")
 
+    print(json.dumps(probe_both(probe, grid, photos, scenes, trained, heldout_photos, heldout_features,
+                                texture, texture_features), indent=1))
+
+
+def probe_both(probe, grid, photos, scenes, trained, heldout_photos, heldout_features, texture, texture_features):
+    """Nouns from the boxes' cells, settings from the whole grid: fit on training features, test on held-out sets."""
     x, nouns = noun_rows(photos, trained, grid)
     order = np.random.default_rng(0).permutation(len(nouns))
     fit, check = order[len(nouns) // 10:], order[:len(nouns) // 10]
@@ -128,7 +134,7 @@ def main() -> None:
         "composites": probe(photo_x, photo_settings, {"heldout_composites": tests["heldout_composites"]}),
         "emoji_scenes": probe(scene_x, scene_settings, {"heldout_texture": tests["heldout_texture"]}),
         "both_worlds": probe(np.concatenate([scene_x, photo_x]), scene_settings + photo_settings, tests)}
-    print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":
