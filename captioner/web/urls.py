@@ -3,7 +3,7 @@
 Gradio's `safehttpx` has the right idea (resolve once, refuse non-public addresses, connect to
 the checked address, keep the host name for TLS) but is async, returns the first public address of a
 host that also has private ones, asks Google's DNS as a fallback, treats carrier-grade NAT and 6to4
-as public, has no size cap and no overall deadline (see shared/notes/url-fetching.md). So the same
+as public, has no size cap and no overall deadline (docs/security.md, the last section). So the same
 idea is built here on httpcore (httpx's own connection layer, public API): a small network backend
 that can only connect to the checked addresses and caps every socket operation by one deadline.
 Every refusal is an `InputError` whose message is safe to show.
