@@ -161,7 +161,7 @@ def live_camera(page) -> None:
             with gr.Column():
                 live_text = gr.Textbox(label="Live caption", elem_id="live-caption")
                 live_note = gr.Markdown(elem_id="live-note")
-                live_heat = gr.Image(label="Where it looks for the current word", type="pil",
+                live_heat = gr.Image(label="Where it looks for the current word", type="pil", format="jpeg",
                                      interactive=False, height=320)
         live_state = gr.State(None)
     # A frame that arrives while one is captioned replaces the one waiting (Gradio keeps only the

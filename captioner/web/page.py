@@ -32,6 +32,7 @@ from .urls import fetch_url
 
 DOWNLOADS = Path(tempfile.gettempdir()) / "captioner-downloads"
 KEEP_DOWNLOADS_S = 600
+LIVE_SIDE = 320           # live mode's heatmap, in pixels (the large view's is 640)
 LIVE_WINDOW_S = 5          # live mode's frames per second: over the last few seconds
 OPTION_NAMES = [knob.name for knob in DecodingOptions.knobs()]   # the order of the option controls
 APOLOGY = "Something went wrong captioning this image. Please try another one."
@@ -283,7 +284,9 @@ class Page:
         word = (len(times) - 1) % len(caption.words)
         note = (f"Now: **{caption.words[word]}** (probability {caption.probs[word]:.2f}) · "
                 f"{fps:.1f} frames per second captioned; frames that come meanwhile are dropped")
-        return caption.text, word_view(caption, word), note, {"times": times}
+        # Small and plain: each frame's picture is encoded, sent and fetched while the camera runs.
+        heat = overlay(caption.image, caption.attention[word], max_side=LIVE_SIDE)
+        return caption.text, heat, note, {"times": times}
 
     # --- the API ------------------------------------------------------------------------------
 
