@@ -125,10 +125,8 @@ def main() -> None:
     import captioner
     captioner.import_tensorflow_quietly()
     from captioner.config import ModelConfig, TrainConfig
-    from captioner.scenes import merge_datasets, render_dataset
-    from captioner.scenes.metrics import category_phrases, photo_noun_phrases
-    from captioner.scenes.photos import render_photos
-    from captioner.scenes.render import HELDOUT_FAMILY
+    from captioner.worlds import EMOJI, PHOTOS, merge_datasets, render
+    from captioner.worlds.emoji import HELDOUT_FAMILY
     from captioner.train import train
 
     work, timings, start = Path(args.work), {}, time.perf_counter()
@@ -140,16 +138,15 @@ def main() -> None:
     if args.finish_only:   # the stages before, as the run that trained measured them
         earlier = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
         return finish(args, work, timings, start - sum(earlier.values()))
-    timed("render_scenes", lambda: render_dataset(scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers,
-                                                  varied_surfaces=bool(args.varied_surfaces)))
-    timed("render_photos", lambda: render_photos(photos_dir, args.photo_images, TRAIN_SEED, split="train",
-                                                 workers=args.workers))
+    timed("render_scenes", lambda: render("emoji", scenes_dir, args.train_images, TRAIN_SEED, workers=args.workers))
+    timed("render_photos", lambda: render("photos", photos_dir, args.photo_images, TRAIN_SEED, split="train",
+                                          workers=args.workers))
     timed("render_heldout", lambda: (
-        render_dataset(heldout_dir, args.heldout_images, HELDOUT_SEED, workers=args.workers),
-        render_dataset(texture_dir, args.heldout_images, TEXTURE_SEED, workers=args.workers,
-                       families=(HELDOUT_FAMILY,)),
-        render_photos(photos_heldout_dir, args.heldout_images, HELDOUT_SEED, split="heldout",
-                      workers=args.workers)))
+        render("emoji", heldout_dir, args.heldout_images, HELDOUT_SEED, workers=args.workers),
+        render("emoji", texture_dir, args.heldout_images, TEXTURE_SEED, workers=args.workers,
+               families=(HELDOUT_FAMILY,)),
+        render("photos", photos_heldout_dir, args.heldout_images, HELDOUT_SEED, split="heldout",
+               workers=args.workers)))
     parts = [scenes_dir] + ([photos_dir] if args.photo_images else [])
     # The feature cache is keyed by file name, and an earlier recipe's scenes had the same names
     # with other pixels: from nothing means from nothing.
@@ -168,7 +165,7 @@ def main() -> None:
                                attention_count=bool(args.attention_count))
     model_config = dataclasses.replace(model_config, **prior_rules(args, dataclasses.asdict(model_config)))
     # Box supervision finds the nouns of both worlds in the captions.
-    known = {**category_phrases(), **dict(photo_noun_phrases())}
+    known = {**EMOJI.category_words(), **PHOTOS.category_words()}
     timed("features_and_train", lambda: train(train_config, model_config, work / "features", known_phrases=known))
     (work / "timings.json").write_text(json.dumps(timings))
     finish(args, work, timings, start)
@@ -183,7 +180,7 @@ def rendered_recipe(work: Path) -> dict:
     """What the run in `work` was trained on, read from its renders rather than today's defaults, so
     a `--finish-only` card describes the run it finishes: images per world, texture families and
     whether their surfaces varied (render.background)."""
-    from captioner.scenes.render import FAMILIES
+    from captioner.worlds.emoji import FAMILIES
     scenes = json.loads((work / "scenes" / "instances.json").read_text())["images"]
     photos = work / "photos" / "captions.json"
     used = {image.get("texture", "smooth") for image in scenes}
@@ -199,8 +196,8 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     from captioner.checkpoint import TRAIN_STATE
     from captioner.config import CheckpointConfig
     from captioner.evaluate import evaluate
-    from captioner.scenes import render_dataset
-    from captioner.scenes.render import HELDOUT_FAMILY
+    from captioner.worlds import render
+    from captioner.worlds.emoji import HELDOUT_FAMILY
     from fit_familiarity import fit_and_report
     heldout_dir, texture_dir, photos_heldout_dir = work / "heldout", work / "heldout_texture", work / "photos_heldout"
     calibration_scenes = work / "calibration_scenes"
@@ -208,8 +205,8 @@ def finish(args, work: Path, timings: dict, start: float) -> None:
     timed = _timer(timings)
     if args.rebuild_word_map:
         timed("rebuild_word_map", lambda: rebuild_word_map(run))
-    timed("render_calibration", lambda: render_dataset(calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
-                                                       workers=args.workers))
+    timed("render_calibration", lambda: render("emoji", calibration_scenes, CALIBRATION_IMAGES, CALIBRATION_SEED,
+                                               workers=args.workers))
     calibration = timed("calibrate_word_prior", lambda: calibrate_word_prior(
         run, args.word_prior_scale, calibration_scenes, args.labels, _validation_photos(args), args))
     captioner = Captioner.load(run)
@@ -454,8 +451,8 @@ def _rows(found: dict, keys, world: str) -> str:
 
 def nameable(captioner) -> dict[str, list[str]]:
     """What the vocabulary lets the model say: nouns of both worlds' tables, and settings."""
-    from captioner.scenes import tables
-    from captioner.scenes.photos import load_stamps, photo_settings
+    from captioner.worlds.emoji import tables
+    from captioner.worlds.photos.tables import load_stamps, photo_settings
     words = set(captioner.vocab.words)
     says = lambda phrase: all(w in words for w in phrase.split())
     emoji = sorted({o.noun for o in tables.objects() if says(o.noun)} | {"person"} & words)
@@ -534,7 +531,7 @@ def model_card(train_config, model_config, captioner, history, figures, timings,
     photo_keys = ("bleu1", "bleu4", "cider", "object_recall", "object_precision", "setting_accuracy",
                   "pointing_game", "pointing_chance")
     names = nameable(captioner)
-    from captioner.scenes.photos import load_backgrounds
+    from captioner.worlds.photos.tables import load_backgrounds
     train_backgrounds = sum(background.split == "train" for background in load_backgrounds())
     head = {"none": "not used",
             "softmax": "its 1000 class probabilities", "logits": "its 1000 centred logits"}[model_config.imagenet_head]

@@ -1,46 +1,37 @@
-"""How captions of the scene world are scored (the spec's "How quality is measured").
+"""How captions of a world are scored (the spec's "How quality is measured"), from its nouns and settings.
 
 Nouns are found as phrases, longest first, so "hot dog" is not a "dog" and "teddy bear" not a
 "bear". A named kind's count comes from the word before its noun: a/an/one -> 1, two -> 2,
 three -> 3 ("a pair of skis", "two pairs of skis" skip the "pair(s) of"); a kind named with no
-count word counts as a wrong count.
+count word counts as a wrong count. Worlds whose counts are scored (World.counts) get
+count_accuracy; worlds with a `breakdown` get recall per noun and setting accuracy per value of
+that image field.
 """
 from __future__ import annotations
-
-import shutil
-import warnings
-from functools import lru_cache
 
 import numpy as np
 
 from ..boxes import box_cells, boxes_by_image, match_phrases
-from . import tables
 
 COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3}
 MEASURE_WORDS = {"pair", "pairs", "piece", "pieces"}
 
 
-@lru_cache(maxsize=None)
-def noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
-    """(words, kind noun) for every singular and plural form."""
+def noun_phrases(pairs) -> dict[tuple[str, ...], str]:
+    """(noun, plural) pairs -> {words: noun} for every singular and plural form ("pairs of skis"
+    is found as "skis", so the count before "pairs of" is read)."""
     phrases = {}
-    for kind in tables.objects():
-        phrases[tuple(kind.noun.split())] = kind.noun
-        plural = kind.plural.split()
-        phrases[tuple(plural[-1:] if plural[0] in MEASURE_WORDS else plural)] = kind.noun
-    return tuple(phrases.items())
+    for noun, plural in pairs:
+        phrases[tuple(noun.split())] = noun
+        words = plural.split()
+        phrases[tuple(words[-1:] if words[0] in MEASURE_WORDS else words)] = noun
+    return phrases
 
 
-def category_phrases() -> dict[tuple[str, ...], str]:
-    """{words: COCO category} for every singular and plural form in the scene world's table."""
-    category_of = {kind.noun: kind.coco_category for kind in tables.objects()}
-    return {words: category_of[noun] for words, noun in noun_phrases()}
-
-
-def find_nouns(words: list[str]) -> list[tuple[str, int, int | None]]:
-    """-> (kind noun, index of the noun's LAST word, count or None) for each noun named."""
-    return [(noun, end, _count_before(words, start))
-            for noun, start, end in match_phrases(words, dict(noun_phrases()))]
+def find_nouns(words: list[str], phrases: dict) -> list[tuple[str, int, int | None]]:
+    """-> (noun, index of the noun's LAST word, count or None) for each noun named.
+    phrases: {words: noun} (World.noun_phrases)."""
+    return [(noun, end, _count_before(words, start)) for noun, start, end in match_phrases(words, phrases)]
 
 
 def _count_before(words: list[str], start: int) -> int | None:
@@ -50,63 +41,13 @@ def _count_before(words: list[str], start: int) -> int | None:
     return COUNT_WORDS.get(words[j]) if j >= 0 else None
 
 
-def _kind_of_category() -> dict[str, str]:
-    return {kind.coco_category: kind.noun for kind in tables.objects()}
-
-
-def _setting_of(words: list[str]) -> str | None:
+def setting_of(words: list[str], settings) -> str | None:
+    """The first of `settings` (Setting objects) one of whose phrases the caption says, or None."""
     text = " " + " ".join(words) + " "
-    for setting in tables.settings().values():
+    for setting in settings:
         if any(f" {phrase} " in text for phrase in setting.phrases):
             return setting.name
     return None
-
-
-def _point(tally: dict, chance: list, prediction: dict, image: dict, present: dict, named) -> None:
-    """The pointing game for one caption: at each step that names a present object (noun, step),
-    does the attention peak fall on it? Counts into tally; each box's share of the image into chance."""
-    for noun, end in named:
-        if noun in present and end < len(prediction["attention"]):
-            hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
-            tally["pointed"] += 1
-            tally["hits"] += hit
-            chance.append(share)
-
-
-def scene_metrics(predictions: list[dict], instances: dict) -> dict:
-    """predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json."""
-    kind_of = _kind_of_category()
-    unknown = sorted({c["name"] for c in instances["categories"]} - set(kind_of))
-    if unknown:
-        raise ValueError(f"categories the scene world has no objects for: {', '.join(unknown[:5])} "
-                         "(photo composites: evaluate with world='photos', --world photos)")
-    images = {im["id"]: im for im in instances["images"]}
-    boxes = {image_id: {kind_of[name]: kind_boxes for name, kind_boxes in named.items()}
-             for image_id, named in boxes_by_image(instances).items()}
-    tally = dict.fromkeys(("present", "recalled", "named", "named_present", "counted", "count_right",
-                           "settings_right", "pointed", "hits"), 0)
-    chance = []
-    for prediction in predictions:
-        image = images[prediction["image_id"]]
-        present = boxes.get(prediction["image_id"], {})
-        named = find_nouns(prediction["words"])
-        names = {noun for noun, _, _ in named}
-        tally["present"] += len(present)
-        tally["recalled"] += len(names & set(present))
-        tally["named"] += len(names)
-        tally["named_present"] += len(names & set(present))
-        for noun in names & set(present):
-            counts = [c for n, _, c in named if n == noun]
-            tally["counted"] += 1
-            tally["count_right"] += counts[0] == len(present[noun])
-        tally["settings_right"] += _setting_of(prediction["words"]) == image.get("setting")
-        _point(tally, chance, prediction, image, present, [(noun, end) for noun, end, _ in named])
-    ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
-    return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
-            "count_accuracy": ratio("count_right", "counted"),
-            "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
-            "pointing_game": ratio("hits", "pointed"),
-            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally}
 
 
 def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -> tuple[bool, float]:
@@ -125,96 +66,90 @@ def pointing(attention: np.ndarray, kind_boxes: list, width: int, height: int) -
     return bool(hit), float(covered.mean())
 
 
-def caption_scores(references: dict, hypotheses: dict, meteor: bool = True) -> dict:
-    """BLEU-1..4 and CIDEr from pycocoevalcap (METEOR too where Java runs), like the COCO server.
+def _point(tally: dict, chance: list, prediction: dict, image: dict, present: dict, named) -> None:
+    """The pointing game for one caption: at each step that names a present object (noun, step),
+    does the attention peak fall on it? Counts into tally; each box's share of the image into chance."""
+    for noun, end in named:
+        if noun in present and end < len(prediction["attention"]):
+            hit, share = pointing(prediction["attention"][end], present[noun], image["width"], image["height"])
+            tally["pointed"] += 1
+            tally["hits"] += hit
+            chance.append(share)
 
-    references: {image id: [captions]}; hypotheses: {image id: caption}. METEOR's Java start-up
-    (loading its paraphrase table) takes several seconds: `meteor=False` skips it.
+
+def _nouns_present(world, instances: dict) -> dict[int, dict[str, list]]:
+    """{image id: {noun: boxes}}; ValueError where a category is none of the world's (another
+    world's set: the message names the registered worlds that know every category)."""
+    noun_of = {category: noun for noun, category in world.category_of().items()}
+    names = {c["name"] for c in instances["categories"]}
+    unknown = sorted(names - set(noun_of))
+    if unknown:
+        from .registry import WORLDS
+        others = [w.name for w in WORLDS.values() if w.name != world.name and names <= set(w.category_of().values())]
+        hint = "".join(f" (the {o} world's: evaluate with world={o!r}, --world {o})" for o in others[:1])
+        raise ValueError(f"categories the {world.name} world has no nouns for: {', '.join(unknown[:5])}{hint}")
+    return {image_id: {noun_of[name]: boxes for name, boxes in named.items()}
+            for image_id, named in boxes_by_image(instances).items()}
+
+
+def _tally_nouns(tally: dict, named: list, present: dict, counts: bool) -> set[str]:
+    """Recall, precision and (`counts`) count words of one caption's nouns; -> the nouns named."""
+    names = {noun for noun, _, _ in named}
+    tally["present"] += len(present)
+    tally["recalled"] += len(names & set(present))
+    tally["named"] += len(names)
+    tally["named_present"] += len(names & set(present))
+    if counts:
+        for noun in names & set(present):
+            said = [c for n, _, c in named if n == noun]
+            tally["counted"] += 1
+            tally["count_right"] += said[0] == len(present[noun])
+    return names
+
+
+def _break_down(parts: dict, key, right: bool) -> None:
+    hits, seen = parts.get(key, (0, 0))
+    parts[key] = (hits + right, seen + 1)
+
+
+def caption_metrics(world, predictions: list[dict], instances: dict) -> dict:
+    """Object recall and precision, count accuracy (World.counts), setting accuracy and the
+    pointing game of captions of a world's images, with the world's nouns and settings.
+
+    predictions: [{"image_id", "words", "attention" (T, gh, gw)}]; instances: instances.json.
+    `per_noun` and `per_{world.breakdown}` where the world has a breakdown (the photo world's
+    background photos), so what generalises to unseen parts can be told apart.
     """
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
-    refs, hyps = _tokenised(references, hypotheses)
-    bleu, _ = Bleu(4).compute_score(refs, hyps, verbose=0)
-    cider, _ = Cider().compute_score(refs, hyps)
-    scores = {f"bleu{n + 1}": round(float(b), 4) for n, b in enumerate(bleu)}
-    scores["cider"] = round(float(cider), 4)
-    if meteor and shutil.which("java"):
-        try:
-            from pycocoevalcap.meteor.meteor import Meteor
-            scores["meteor"] = round(float(Meteor().compute_score(refs, hyps)[0]), 4)
-        except Exception as error:   # METEOR is optional: a broken Java set-up must not lose the rest
-            warnings.warn(f"METEOR skipped: {error}")
-    return scores
-
-
-def _tokenised(references: dict, hypotheses: dict):
-    """The COCO server's PTB tokenizer (Java) where available; else lower case, punctuation dropped."""
-    if shutil.which("java"):
-        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
-        tokenizer = PTBTokenizer()
-        refs = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in references.items()})
-        hyps = tokenizer.tokenize({k: [{"caption": hypotheses[k]}] for k in references})
-        return refs, hyps
-    from ..vocab import tokenize
-    return ({k: [" ".join(tokenize(c)) for c in v] for k, v in references.items()},
-            {k: [" ".join(tokenize(hypotheses[k]))] for k in references})
-
-
-# --- the photo world -----------------------------------------------------------------------------
-
-@lru_cache(maxsize=None)
-def photo_noun_phrases() -> tuple[tuple[tuple[str, ...], str], ...]:
-    """(words, noun) for every noun of the photo world's stamp table, singular and plural."""
-    from .photos import load_stamps
-    phrases = {}
-    for stamp in load_stamps():
-        phrases[tuple(stamp.kind.noun.split())] = stamp.kind.noun
-        phrases[tuple(stamp.kind.plural.split())] = stamp.kind.noun
-    return tuple(phrases.items())
-
-
-def _photo_setting_of(words: list[str]) -> str | None:
-    from .photos import photo_settings
-    text = " " + " ".join(words) + " "
-    for setting in photo_settings().values():
-        if any(f" {phrase} " in text for phrase in setting.phrases):
-            return setting.name
-    return None
-
-
-def photo_metrics(predictions: list[dict], instances: dict) -> dict:
-    """The scene world's object recall/precision, setting accuracy and pointing game for photo
-    composites (captioner/scenes/photos.py): nouns from the stamp table, settings from its table.
-    Counts are left out: a photo's count words mean what the scene world's do, but recall is the aim.
-    `per_noun`: recall of each noun present, `per_background`: setting accuracy on each background
-    photo, so what generalises to unseen cut-outs and backgrounds can be told apart."""
     images = {im["id"]: im for im in instances["images"]}
-    boxes = boxes_by_image(instances)
-    phrases = dict(photo_noun_phrases())
-    tally = dict.fromkeys(("present", "recalled", "named", "named_present", "settings_right", "pointed", "hits"), 0)
-    chance, per_noun, per_background = [], {}, {}
+    boxes, phrases, settings = _nouns_present(world, instances), world.noun_phrases(), world.settings().values()
+    keys = ("present", "recalled", "named", "named_present") + (("counted", "count_right") if world.counts else ())
+    tally = dict.fromkeys(keys + ("settings_right", "pointed", "hits"), 0)
+    chance, per_noun, per_part = [], {}, {}
     for prediction in predictions:
         image = images[prediction["image_id"]]
         present = boxes.get(prediction["image_id"], {})
-        named = [(noun, end) for noun, _, end in match_phrases(prediction["words"], phrases)]
-        names = {noun for noun, _ in named}
-        tally["present"] += len(present)
-        tally["recalled"] += len(names & set(present))
-        tally["named"] += len(names)
-        tally["named_present"] += len(names & set(present))
-        for noun in present:
-            recalled, seen = per_noun.get(noun, (0, 0))
-            per_noun[noun] = (recalled + (noun in names), seen + 1)
-        setting_right = _photo_setting_of(prediction["words"]) == image.get("setting")
+        named = find_nouns(prediction["words"], phrases)
+        names = _tally_nouns(tally, named, present, world.counts)
+        setting_right = setting_of(prediction["words"], settings) == image.get("setting")
         tally["settings_right"] += setting_right
-        background = image.get("background", "")
-        right, seen = per_background.get(background, (0, 0))
-        per_background[background] = (right + setting_right, seen + 1)
-        _point(tally, chance, prediction, image, present, named)
+        if world.breakdown:
+            for noun in present:
+                _break_down(per_noun, noun, noun in names)
+            _break_down(per_part, image.get(world.breakdown, ""), setting_right)
+        _point(tally, chance, prediction, image, present, [(noun, end) for noun, end, _ in named])
+    return _figures(world, tally, chance, len(predictions), per_noun, per_part)
+
+
+def _figures(world, tally: dict, chance: list, captions: int, per_noun: dict, per_part: dict) -> dict:
     ratio = lambda a, b: round(tally[a] / tally[b], 4) if tally[b] else 0.0
-    return {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named"),
-            "setting_accuracy": round(tally["settings_right"] / max(len(predictions), 1), 4),
-            "pointing_game": ratio("hits", "pointed"),
-            "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally,
-            "per_noun": {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())},
-            "per_background": {name: {"setting_right": r, "images": n} for name, (r, n) in sorted(per_background.items())}}
+    figures = {"object_recall": ratio("recalled", "present"), "object_precision": ratio("named_present", "named")}
+    if world.counts:
+        figures["count_accuracy"] = ratio("count_right", "counted")
+    figures.update({"setting_accuracy": round(tally["settings_right"] / max(captions, 1), 4),
+                    "pointing_game": ratio("hits", "pointed"),
+                    "pointing_chance": round(float(np.mean(chance)), 4) if chance else 0.0, "counts": tally})
+    if world.breakdown:
+        figures["per_noun"] = {noun: {"recalled": r, "present": n} for noun, (r, n) in sorted(per_noun.items())}
+        figures[f"per_{world.breakdown}"] = {key: {"setting_right": r, "images": n}
+                                             for key, (r, n) in sorted(per_part.items())}
+    return figures
