@@ -19,7 +19,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.app-insta
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-# Debian packages: the emoji font (scene world) and Chromium (browser tests), only where missing.
+# Debian packages: the emoji font (emoji world) and Chromium (browser tests), only where missing.
 system-deps:
 	@missing=""; \
 	[ -f $(EMOJI_FONT) ] || missing="$$missing fonts-noto-color-emoji"; \

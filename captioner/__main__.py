@@ -83,10 +83,10 @@ def cmd_train(args) -> int:
     model_config, train_config = _model_and_train_config(args)
     if not train_config.captions or not train_config.images:
         raise SystemExit("train: --captions and --images are required")
-    # Box supervision reads the scene world's nouns and irregular plurals ("pairs of skis", "mice").
-    from .scenes.metrics import category_phrases
+    # Box supervision reads the emoji world's nouns and irregular plurals ("pairs of skis", "mice").
+    from .worlds import EMOJI
     history = train(train_config, model_config, args.cache, _weights(args.encoder_weights), resume=args.resume,
-                    known_phrases=category_phrases() if train_config.instances else None)
+                    known_phrases=EMOJI.category_words() if train_config.instances else None)
     print(json.dumps({"checkpoint": train_config.out, **history}))
     return 0
 
@@ -102,15 +102,13 @@ def cmd_features(args) -> int:
 
 
 def cmd_scenes(args) -> int:
-    from .scenes import render_dataset
-    from .scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    from .worlds import render
+    from .worlds.emoji import HELDOUT_FAMILY, TRAIN_FAMILIES
     families = args.textures.split(",") if args.textures else \
         ((HELDOUT_FAMILY,) if args.heldout_texture else TRAIN_FAMILIES)
-    if args.heldout_texture and args.varied_surfaces:   # held-out sets are measured on fixed surfaces
-        raise SystemExit("scenes: --varied-surfaces is for training renders, not --heldout-texture")
     try:
-        summary = render_dataset(args.out, args.images, args.seed, workers=args.workers, image_size=args.size,
-                                 families=families, varied_surfaces=args.varied_surfaces)
+        summary = render("emoji", args.out, args.images, args.seed, workers=args.workers,
+                         image_size=args.size, families=families)
     except ValueError as error:
         raise SystemExit(f"scenes: {error}") from None
     print(json.dumps(summary))
@@ -118,11 +116,11 @@ def cmd_scenes(args) -> int:
 
 
 def cmd_photos(args) -> int:
-    from .scenes.photos import render_photos
-    from .scenes.sources import SourceError
+    from .worlds import render
+    from .worlds.photos.sources import SourceError
     try:
-        summary = render_photos(args.out, args.images, args.seed, split=args.split, workers=args.workers,
-                                image_size=args.size)
+        summary = render("photos", args.out, args.images, args.seed, split=args.split,
+                         workers=args.workers, image_size=args.size)
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -222,7 +220,7 @@ def _model_commands(sub) -> None:
 
 def _data_commands(sub) -> None:
     """scenes, photos, evaluate."""
-    p = sub.add_parser("scenes", help="render the scene-world dataset")
+    p = sub.add_parser("scenes", help="render the emoji world: emoji scenes")
     p.add_argument("--out", required=True)
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -231,8 +229,6 @@ def _data_commands(sub) -> None:
     p.add_argument("--heldout-texture", action="store_true",
                    help="render only the texture family held out of training (to measure settings on it)")
     p.add_argument("--textures", default="", help="comma-separated texture families (default: the training ones)")
-    p.add_argument("--varied-surfaces", action="store_true",
-                   help="vary the surfaces' strength and layer two families (`make model --varied-surfaces 1`)")
     p.set_defaults(run=cmd_scenes)
 
     p = sub.add_parser("photos", help="compose the photo world: real cut-outs on real background photos")
@@ -245,13 +241,13 @@ def _data_commands(sub) -> None:
     p.add_argument("--size", type=int, default=256)
     p.set_defaults(run=cmd_photos)
 
-    p = sub.add_parser("evaluate", help="BLEU/CIDEr and scene-world metrics on held-out images")
+    p = sub.add_parser("evaluate", help="BLEU/CIDEr and a world's metrics on held-out images")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--captions", default=None, help="COCO captions.json of held-out images")
     p.add_argument("--images", default=None, help="the folder of those images")
-    p.add_argument("--instances", default=None, help="scene-world instances.json for grounding metrics")
-    p.add_argument("--world", choices=("scenes", "photos"), default="scenes",
-                   help="whose tables score --instances: the emoji scene world or the photo world's composites")
+    p.add_argument("--instances", default=None, help="a rendered world's instances.json for its metrics")
+    p.add_argument("--world", default="emoji", help="the registered world whose tables score --instances: "
+                   "emoji (the emoji scenes) or photos (the photo composites)")
     p.add_argument("--labels", default=None, help="hand labels of real photos (assets/validation/labels.json): "
                    "main_subject_recall, overall and where the subject is in the model's vocabulary")
     p.add_argument("--photos", default=None, help="the folder the labelled photos are in (data/validation)")

@@ -1,5 +1,6 @@
 """Boxes and the words that name them, shared by attention supervision (grounding.py) and the
-scene world's pointing game (scenes/metrics.py), so training and measurement agree on both."""
+worlds' pointing game (worlds/metrics.py), so training and measurement agree on both; and how
+much boxes overlap, for the worlds' placing of things."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -51,3 +52,13 @@ def boxes_by_image(instances: dict) -> dict[int, dict[str, list]]:
     for note in instances["annotations"]:
         boxes.setdefault(note["image_id"], {}).setdefault(name_of[note["category_id"]], []).append(note["bbox"])
     return boxes
+
+
+def overlaps(box, boxes, limit: float) -> bool:
+    """True when `box` covers more than `limit` of itself or of any placed box."""
+    x, y, w, h = box
+    for bx, by, bw, bh in boxes:
+        inter = max(0, min(x + w, bx + bw) - max(x, bx)) * max(0, min(y + h, by + bh) - max(y, by))
+        if inter > limit * min(w * h, bw * bh):
+            return True
+    return False

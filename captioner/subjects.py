@@ -82,11 +82,10 @@ def noun_forms(pairs, phrases=()) -> dict[tuple[str, ...], str | None]:
 
 
 def world_forms() -> dict[tuple[str, ...], str | None]:
-    """noun_forms of both worlds' nouns, their settings' phrases as phrases that name none."""
+    """noun_forms of every registered world's nouns, their settings' phrases as phrases that name none."""
     from .imagenet_words import world_nouns
-    from .scenes import tables
-    from .scenes.photos import photo_settings
-    settings = (*tables.settings().values(), *photo_settings().values())
+    from .worlds import WORLDS
+    settings = [setting for world in WORLDS.values() for setting in world.settings().values()]
     return noun_forms(world_nouns(), [phrase for setting in settings for phrase in setting.phrases])
 
 
@@ -113,7 +112,7 @@ def broken_caption(caption: str, forms: dict) -> bool:
     """True when a caption starts with a noun, names one noun twice (either form) or says the same
     four words twice: what a word prior decoded too loud writes ("apple apple in a room", "a cat in
     a cat a cat ...") and what a decoder caught in a loop writes ("a picture of a picture of a
-    picture of ..."). No caption of either world does any of these (vocab.REPEAT_WORDS). `forms`
+    picture of ..."). No caption of any world does any of these (vocab.REPEAT_WORDS). `forms`
     from noun_forms or world_forms."""
     said, starts_with_noun = nouns_said(caption, forms)
     return starts_with_noun or len(said) != len(set(said)) or repeats_words(caption)

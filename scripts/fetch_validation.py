@@ -1,7 +1,7 @@
 """Fetch the hand-labelled validation photos (assets/validation/labels.json) into data/validation/.
 
 The photos come from Debian `opencv-doc`, PyPI `foolbox` 3.3.4 and PyPI `scikit-image` 0.26.0,
-downloaded once into data/sources/ (captioner/scenes/sources.py); only the labels are committed.
+downloaded once into data/sources/ (captioner/worlds/photos/sources.py); only the labels are committed.
 Then: python -m captioner evaluate --labels assets/validation/labels.json --photos data/validation
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--labels", default=str(ROOT / "assets" / "validation" / "labels.json"))
     parser.add_argument("--out", default=str(ROOT / "data" / "validation"))
     args = parser.parse_args()
-    from captioner.scenes import sources
+    from captioner.worlds.photos import sources
     from captioner.subjects import load_labels
     labels = load_labels(args.labels)
     folders = {}

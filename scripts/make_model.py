@@ -62,15 +62,14 @@ class Stages:
                             "calibration": "calibration_scenes"}[name]
 
     def render(self) -> None:
-        from captioner.scenes import merge_datasets, render_dataset
-        from captioner.scenes.photos import render_photos
-        from captioner.scenes.render import HELDOUT_FAMILY
+        from captioner.worlds import merge_datasets, render
+        from captioner.worlds.emoji import HELDOUT_FAMILY
         d, w = self.recipe.data, self.recipe.data.workers
-        render_dataset(self.work / "scenes", d.emoji_images, d.train_seed, workers=w)
-        render_photos(self.work / "photos", d.photo_images, d.train_seed, split="train", workers=w)
-        render_dataset(self.heldout("emoji"), d.heldout_images, d.heldout_seed, workers=w)
-        render_dataset(self.heldout("texture"), d.heldout_images, d.texture_seed, workers=w, families=(HELDOUT_FAMILY,))
-        render_photos(self.heldout("photos"), d.heldout_images, d.heldout_seed, split="heldout", workers=w)
+        render("emoji", self.work / "scenes", d.emoji_images, d.train_seed, workers=w)
+        render("photos", self.work / "photos", d.photo_images, d.train_seed, workers=w, split="train")
+        render("emoji", self.heldout("emoji"), d.heldout_images, d.heldout_seed, workers=w)
+        render("emoji", self.heldout("texture"), d.heldout_images, d.texture_seed, workers=w, families=(HELDOUT_FAMILY,))
+        render("photos", self.heldout("photos"), d.heldout_images, d.heldout_seed, workers=w, split="heldout")
         # The feature cache is keyed by file name, and an earlier recipe's scenes had the same names
         # with other pixels: from nothing means from nothing.
         for stale in (self.train_dir, self.work / "features"):
@@ -79,12 +78,12 @@ class Stages:
 
     def train(self) -> dict:
         import dataclasses
-        from captioner.scenes.metrics import category_phrases, photo_noun_phrases
         from captioner.train import train
+        from captioner.worlds import WORLDS
         train_config = dataclasses.replace(
             self.recipe.train, captions=str(self.train_dir / "captions.json"), images=str(self.train_dir / "images"),
             instances=str(self.train_dir / "instances.json"), out=str(self.run))
-        known = {**category_phrases(), **dict(photo_noun_phrases())}   # box supervision finds both worlds' nouns
+        known = {k: v for world in WORLDS.values() for k, v in world.category_words().items()}   # for box supervision
         return train(train_config, self.recipe.model, self.work / "features", known_phrases=known)
 
     def finish(self) -> None:
@@ -100,9 +99,9 @@ class Stages:
 
     def calibrate(self) -> dict:
         from captioner.calibrate import calibrate_word_prior
-        from captioner.scenes import render_dataset
+        from captioner.worlds import render
         c = self.recipe.calibration
-        render_dataset(self.heldout("calibration"), c.images, c.seed, workers=self.recipe.data.workers)
+        render("emoji", self.heldout("calibration"), c.images, c.seed, workers=self.recipe.data.workers)
         return calibrate_word_prior(self.run, c, self.heldout("calibration"), self.args.labels, self.validation_photos())
 
     def evaluate(self, captioner) -> dict:
@@ -168,8 +167,8 @@ class Stages:
 def rendered(work: Path) -> dict:
     """What the run in `work` was trained on, read from its renders rather than today's recipe, so a
     `--finish-only` card describes the run it finishes."""
-    from captioner.scenes.photos import load_backgrounds
-    from captioner.scenes.render import FAMILIES, HELDOUT_FAMILY
+    from captioner.worlds.emoji import FAMILIES, HELDOUT_FAMILY
+    from captioner.worlds.photos.tables import load_backgrounds
     scenes = json.loads((work / "scenes" / "instances.json").read_text())["images"]
     used = {image.get("texture", "smooth") for image in scenes}
     return {"emoji_images": len(scenes), "photo_images": len(json.loads((work / "photos" / "captions.json").read_text())["images"]),

@@ -9,7 +9,7 @@ import pytest
 from captioner import Captioner
 from captioner.assets import DEFAULT_CHECKPOINT
 from captioner.evaluate import evaluate
-from captioner.scenes import render_dataset
+from captioner.worlds import render
 
 VALIDATION_LABELS = Path(__file__).resolve().parent.parent / "assets" / "validation" / "labels.json"
 EXAMPLE_PHOTOS_NAMED = 3   # of the 6 (the shipped model names 4: model card, validation_captions.jsonl)
@@ -19,7 +19,7 @@ UNSEEN_SEED = 4242   # used neither for training (1) nor for the model card's he
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("heldout")
-    render_dataset(out, 80, UNSEEN_SEED, workers=2)
+    render("emoji", out, 80, UNSEEN_SEED, workers=2)
     model = Captioner.load()
     return evaluate(model, out / "captions.json", out / "images", out / "instances.json", progress=False)
 

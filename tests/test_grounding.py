@@ -10,8 +10,8 @@ from captioner.config import CheckpointConfig, ModelConfig, TrainConfig
 from captioner.data import caption_dataset
 from captioner.boxes import box_cells, match_phrases
 from captioner.grounding import caption_object_cells, category_phrases
-from captioner.scenes import metrics
-from captioner.scenes.metrics import pointing
+from captioner.worlds import EMOJI, render
+from captioner.worlds.metrics import pointing
 from captioner.train import fit, grounding_loss
 from captioner.vocab import Vocabulary
 
@@ -34,7 +34,7 @@ def test_box_cells_grow_boxes_by_half_a_cell():
 
 
 def test_phrases_match_longest_first_and_scene_plurals():
-    phrases = category_phrases({"hot dog", "dog", "skis", "sports ball"}, metrics.category_phrases())
+    phrases = category_phrases({"hot dog", "dog", "skis", "sports ball"}, EMOJI.category_words())
     words = "two hot dogs next to a dog and three pairs of skis and two sports balls".split()
     assert [(name, start, end) for name, start, end in match_phrases(words, phrases)] == [
         ("hot dog", 1, 2), ("dog", 6, 6), ("skis", 11, 11), ("sports ball", 14, 15)]
@@ -132,8 +132,7 @@ def test_train_with_boxes_from_the_command_line(tmp_path):
     """The CLI path: scenes with boxes -> features -> training with the box loss -> a checkpoint."""
     import subprocess
     import sys
-    from captioner.scenes import render_dataset
-    render_dataset(tmp_path / "scenes", 12, seed=3, workers=1, image_size=128)
+    render("emoji", tmp_path / "scenes", 12, seed=3, workers=1, image_size=128)
     scenes = tmp_path / "scenes"
     command = [sys.executable, "-m", "captioner", "train", "--captions", str(scenes / "captions.json"),
                "--images", str(scenes / "images"), "--instances", str(scenes / "instances.json"),

@@ -1,4 +1,5 @@
 """The photo world on tiny fake sources: repeatable, boxes from the masks, true captions, held-out split."""
+import dataclasses
 import hashlib
 import json
 
@@ -7,7 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from captioner.__main__ import main
-from captioner.scenes import photos, sources
+from captioner.worlds import WORLDS, render
+from captioner.worlds.photos import PHOTOS, compose, sources, tables
 from captioner.subjects import broken_caption, noun_forms
 
 NOUNS = {"dog": ("dogs", "a", "dog"), "apple": ("apples", "an", "apple"), "owl": ("owls", "an", "bird"),
@@ -43,19 +45,23 @@ def world(tmp_path_factory):
     return root
 
 
-def render(world, out, n=24, seed=3, **kw):
-    return photos.render_photos(out, n, seed, stamps_tsv=world / "stamps.tsv", backgrounds_tsv=world / "backgrounds.tsv",
-                                roots={"stamps": world / "stamps", "backgrounds": world / "backgrounds"},
-                                image_size=96, **kw)
+def fake_sources(world) -> dict:
+    """The photo world's render options that compose from the fake sources."""
+    return {"stamps_tsv": world / "stamps.tsv", "backgrounds_tsv": world / "backgrounds.tsv",
+            "roots": {"stamps": world / "stamps", "backgrounds": world / "backgrounds"}}
+
+
+def compose_fake(world, out, n=24, seed=3, **kw):
+    return render(PHOTOS, out, n, seed, image_size=96, **fake_sources(world), **kw)
 
 
 @pytest.fixture(scope="module")
 def rendered(world, tmp_path_factory):
     out = tmp_path_factory.mktemp("photos")
-    render(world, out / "a")
-    render(world, out / "b", workers=2)
-    render(world, out / "c", seed=4)
-    render(world, out / "held", split="heldout")
+    compose_fake(world, out / "a")
+    compose_fake(world, out / "b", workers=2)
+    compose_fake(world, out / "c", seed=4)
+    compose_fake(world, out / "held", split="heldout")
     return out
 
 
@@ -69,7 +75,7 @@ def test_coco_files_and_boxes_inside_the_image(rendered):
     instances = json.loads((rendered / "a" / "instances.json").read_text())
     assert [im["id"] for im in captions["images"]] == list(range(1, 25))
     assert all(set(im) == {"id", "file_name", "width", "height"} for im in captions["images"])
-    assert all(im["setting"] in photos.photo_settings() for im in instances["images"])
+    assert all(im["setting"] in tables.photo_settings() for im in instances["images"])
     assert {c["name"] for c in instances["categories"]} == set(NOUNS)
     for notes in (captions["annotations"], instances["annotations"]):
         assert sorted(n["id"] for n in notes) == list(range(1, len(notes) + 1))
@@ -93,12 +99,12 @@ def test_box_is_the_mask(world, tmp_path):
                                      "stamps/square.png\tbox\tboxes\ta\t\ttrain\n")
     rng = np.random.default_rng(1)
     for _ in range(5):
-        photo = photos.make_photo(rng, 64, photos.load_stamps(tmp_path / "st.tsv"),
-                                  photos.load_backgrounds(tmp_path / "bg.tsv"), photos.photo_settings(),
-                                  {"stamps": tmp_path / "st", "backgrounds": tmp_path / "bg"})
+        photo = compose.make_photo(rng, 64, tables.load_stamps(tmp_path / "st.tsv"),
+                                   tables.load_backgrounds(tmp_path / "bg.tsv"), tables.photo_settings(),
+                                   {"stamps": tmp_path / "st", "backgrounds": tmp_path / "bg"})
         bright = np.asarray(photo["image"].convert("L")) > 100
         covered = np.zeros_like(bright)
-        for _, _, (x, y, w, h) in photo["objects"]:
+        for x, y, w, h in (o["bbox"] for o in photo["objects"]):
             covered[max(0, y - 2): y + h + 2, max(0, x - 2): x + w + 2] = True
             assert bright[y: y + h, x: x + w].mean() > 0.6        # the box is filled by its subject
         assert not (bright & ~covered).any()                       # and nothing of it lies outside
@@ -115,7 +121,7 @@ def test_every_caption_is_true_of_its_image(rendered):
         for note in instances["annotations"]:
             if note["image_id"] == image["id"]:
                 present[name[note["category_id"]]] = present.get(name[note["category_id"]], 0) + 1
-        phrases = photos.photo_settings()[image["setting"]].phrases
+        phrases = tables.photo_settings()[image["setting"]].phrases
         texts = [n["caption"] for n in captions["annotations"] if n["image_id"] == image["id"]]
         assert len(set(texts)) == 5
         assert any(p in t for t in texts for p in phrases)
@@ -141,12 +147,12 @@ def test_heldout_split_uses_only_heldout_stamps_and_backgrounds(world, rendered)
 
 
 def test_the_shipped_tables_are_consistent():
-    stamps, backgrounds = photos.load_stamps(), photos.load_backgrounds()
-    settings = photos.photo_settings()
+    stamps, backgrounds = tables.load_stamps(), tables.load_backgrounds()
+    settings = tables.photo_settings()
     assert {b.setting for b in backgrounds} <= set(settings)
     assert {"grass", "beach", "water", "road", "room"} <= set(settings)
-    assert all(s.file.startswith("stamps/") and s.split in photos.SPLITS for s in stamps)
-    assert all(b.file.startswith("backgrounds/") and b.split in photos.SPLITS for b in backgrounds)
+    assert all(s.file.startswith("stamps/") and s.split in tables.SPLITS for s in stamps)
+    assert all(b.file.startswith("backgrounds/") and b.split in tables.SPLITS for b in backgrounds)
     assert len({s.file for s in stamps}) == len(stamps) and 80 <= len({s.kind.noun for s in stamps}) <= 150
     by_noun = {}
     for s in stamps:
@@ -159,12 +165,9 @@ def test_the_shipped_tables_are_consistent():
 
 
 def test_cli(world, tmp_path, monkeypatch, capsys):
-    real = photos.render_photos
-
-    def fake(out, n, seed, **kw):      # the CLI's arguments, on the fake sources
-        return real(out, n, seed, stamps_tsv=world / "stamps.tsv", backgrounds_tsv=world / "backgrounds.tsv",
-                    roots={"stamps": world / "stamps", "backgrounds": world / "backgrounds"}, **kw)
-    monkeypatch.setattr(photos, "render_photos", fake)
+    # the CLI's arguments, on the fake sources: the registered photo world, planned from them
+    fake = dataclasses.replace(PHOTOS, plan=lambda **kw: PHOTOS.plan(**fake_sources(world), **kw))
+    monkeypatch.setitem(WORLDS, "photos", fake)
     assert main(["photos", "--out", str(tmp_path / "cli"), "--images", "3", "--seed", "1", "--split", "heldout"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_images"] == 3 and summary["split"] == "heldout"
@@ -185,5 +188,5 @@ def test_the_evaluate_cli_scores_composites_with_the_photo_tables(rendered, trai
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["images"] == 24 and "setting_accuracy" in figures and "pointing_game" in figures
     assert "count_accuracy" not in figures              # composites have no counts to score
-    assert main(args) == 2                               # the scene world's tables do not know an owl
+    assert main(args) == 2                               # the emoji world's tables do not know an owl
     assert "--world photos" in capsys.readouterr().err

@@ -1,10 +1,12 @@
-"""Scene metrics on hand-made cases whose answers are known, and the COCO caption scores."""
+"""The emoji world's metrics on hand-made cases whose answers are known, and the COCO caption scores."""
 import shutil
 
 import numpy as np
 import pytest
 
-from captioner.scenes.metrics import caption_scores, find_nouns, pointing, scene_metrics
+from captioner.scores import caption_scores
+from captioner.worlds import EMOJI, metrics
+from captioner.worlds.metrics import pointing
 
 INSTANCES = {
     "images": [{"id": 1, "width": 224, "height": 224, "setting": "grass"},
@@ -16,6 +18,10 @@ INSTANCES = {
                     {"image_id": 1, "category_id": 17, "bbox": [96, 160, 64, 64]},
                     {"image_id": 2, "category_id": 58, "bbox": [100, 100, 60, 60]}],
 }
+
+
+def find_nouns(words):
+    return metrics.find_nouns(words, EMOJI.noun_phrases())
 
 
 def peaked(words, cells):
@@ -49,7 +55,7 @@ def test_an_actor_is_a_person_and_a_bare_plural_is_a_wrong_count():
                                  {"image_id": 1, "category_id": 9, "bbox": [20, 150, 60, 60]}]}
     words = "a person rowing near boats on the ocean".split()
     attention = peaked(words, [None, (1, 1), None, None, (5, 5), None, None, None])
-    result = scene_metrics([{"image_id": 1, "words": words, "attention": attention}], instances)
+    result = EMOJI.metrics([{"image_id": 1, "words": words, "attention": attention}], instances)
     assert result["object_recall"] == result["object_precision"] == 1.0
     assert result["count_accuracy"] == 0.5           # "boats" with no number: not counted right
     assert result["setting_accuracy"] == 1.0 and result["pointing_game"] == 1.0
@@ -58,14 +64,14 @@ def test_an_actor_is_a_person_and_a_bare_plural_is_a_wrong_count():
 
 def test_pointing_chance_is_the_union_of_the_grown_boxes():
     words = "a hot dog on a table".split()
-    result = scene_metrics([{"image_id": 2, "words": words, "attention": peaked(words, [None] * 6)}], INSTANCES)
+    result = EMOJI.metrics([{"image_id": 2, "words": words, "attention": peaked(words, [None] * 6)}], INSTANCES)
     assert result["pointing_chance"] == pytest.approx(92 * 92 / 224 ** 2, abs=1e-4)   # 60 px + 2 x 16 px
 
 
 def test_a_perfect_caption_scores_one():
     words = "two dogs and a cat on the grass".split()
     attention = peaked(words, [None, (0, 0), None, None, (6, 3), None, None, None])
-    result = scene_metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
+    result = EMOJI.metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
     assert result["object_recall"] == result["object_precision"] == result["count_accuracy"] == 1.0
     assert result["setting_accuracy"] == 1.0 and result["pointing_game"] == 1.0
 
@@ -73,7 +79,7 @@ def test_a_perfect_caption_scores_one():
 def test_wrong_nouns_counts_settings_and_pointing_lower_their_scores():
     words = "a dog and a bird in a room".split()
     attention = peaked(words, [None, (6, 6), None, None, (0, 0), None, None, None])
-    result = scene_metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
+    result = EMOJI.metrics([{"image_id": 1, "words": words, "attention": attention}], INSTANCES)
     assert result["object_recall"] == 0.5            # the cat is missed
     assert result["object_precision"] == 0.5         # the bird is not there
     assert result["count_accuracy"] == 0.0           # one dog said, two drawn
@@ -83,7 +89,7 @@ def test_wrong_nouns_counts_settings_and_pointing_lower_their_scores():
 def test_hot_dog_is_not_a_dog():
     words = "a hot dog on a table".split()
     attention = peaked(words, [None, None, (4, 4), None, None, None])
-    result = scene_metrics([{"image_id": 2, "words": words, "attention": attention}], INSTANCES)
+    result = EMOJI.metrics([{"image_id": 2, "words": words, "attention": attention}], INSTANCES)
     assert result["object_precision"] == 1.0 and result["pointing_game"] == 1.0
 
 
@@ -112,7 +118,7 @@ def test_caption_scores_are_the_coco_ones():
 def test_caption_scores_without_java_use_the_fallback_tokenizer(monkeypatch):
     """No Java: no PTB tokenizer and no METEOR, but the same BLEU and CIDEr on plain captions."""
     with_java = caption_scores(REFS, {1: "A dog on the grass.", 2: "two cats in a room"}, meteor=False)
-    monkeypatch.setattr("captioner.scenes.metrics.shutil.which", lambda name: None)
+    monkeypatch.setattr("captioner.scores.shutil.which", lambda name: None)
     without = caption_scores(REFS, {1: "A dog on the grass.", 2: "two cats in a room"})
     assert "meteor" not in without and without == pytest.approx(with_java)
 

@@ -1,14 +1,18 @@
-"""The scene world: repeatable renders, COCO formats, and captions that are true of their images."""
+"""The emoji world: repeatable renders, COCO formats, and captions that are true of their images."""
 import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from captioner.scenes import render_dataset, tables
-from captioner.scenes.captions import Group, relation
-from captioner.scenes.metrics import find_nouns
 from captioner.vocab import tokenize
+from captioner.worlds import EMOJI, metrics, render
+from captioner.worlds.captions import Group, relation
+from captioner.worlds.emoji import tables
+
+
+def find_nouns(words):
+    return metrics.find_nouns(words, EMOJI.noun_phrases())
 
 
 def digest(folder):
@@ -19,9 +23,9 @@ def digest(folder):
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     out = tmp_path_factory.mktemp("scenes")
-    render_dataset(out / "a", 60, seed=5, workers=1, image_size=160)
-    render_dataset(out / "b", 60, seed=5, workers=2, image_size=160)
-    render_dataset(out / "c", 60, seed=6, workers=1, image_size=160)
+    render("emoji", out / "a", 60, seed=5, workers=1, image_size=160)
+    render("emoji", out / "b", 60, seed=5, workers=2, image_size=160)
+    render("emoji", out / "c", 60, seed=6, workers=1, image_size=160)
     return out
 
 
@@ -117,33 +121,33 @@ def test_actors_are_people_in_boxes_and_captions(scenes):
 
 
 def test_summary(tmp_path):
-    summary = render_dataset(tmp_path, 3, seed=1, image_size=96)
+    summary = render("emoji", tmp_path, 3, seed=1, image_size=96)
     assert summary["n_images"] == 3 and summary["seconds"] >= 0 and summary["images_per_second"] > 0
     assert len(list((tmp_path / "images").iterdir())) == 3
 
 
 def test_missing_font_is_a_clear_error(monkeypatch, tmp_path):
-    from captioner.scenes import render
+    from captioner.worlds.emoji.render import font_path
     monkeypatch.setenv("CAPTIONER_EMOJI_FONT", str(tmp_path / "none.ttf"))
     with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
-        render.font_path()
+        font_path()
 
 
 def test_the_heldout_texture_family_never_appears_in_training_renders(scenes, tmp_path):
-    from captioner.scenes.render import HELDOUT_FAMILY, TRAIN_FAMILIES
+    from captioner.worlds.emoji.render import HELDOUT_FAMILY, TRAIN_FAMILIES
     instances = json.loads((scenes / "a" / "instances.json").read_text())
     used = [im["texture"] for im in instances["images"]]
     assert HELDOUT_FAMILY not in used and set(used) <= set(TRAIN_FAMILIES)
     assert len(set(used)) >= 3                      # the training renders do mix families
-    render_dataset(tmp_path / "held", 12, seed=5, workers=1, image_size=96, families=(HELDOUT_FAMILY,))
+    render("emoji", tmp_path / "held", 12, seed=5, workers=1, image_size=96, families=(HELDOUT_FAMILY,))
     held = json.loads((tmp_path / "held" / "instances.json").read_text())
     assert {im["texture"] for im in held["images"]} == {HELDOUT_FAMILY}
     with pytest.raises(ValueError, match="texture families"):
-        render_dataset(tmp_path / "bad", 1, seed=5, families=("velvet",))
+        render("emoji", tmp_path / "bad", 1, seed=5, families=("velvet",))
 
 
 def test_each_texture_family_changes_the_background_but_not_its_setting_colours():
-    from captioner.scenes.render import FAMILIES, background
+    from captioner.worlds.emoji.render import FAMILIES, background
     for setting in tables.settings():
         images = [np.asarray(background(setting, np.random.default_rng(0), 64, f), np.float32) for f in FAMILIES]
         means = np.array([im.reshape(-1, 3).mean(0) for im in images])
@@ -151,28 +155,12 @@ def test_each_texture_family_changes_the_background_but_not_its_setting_colours(
         assert np.abs(means - means.mean(0)).max() < 60                       # the same colours, roughly
 
 
-def test_varied_surfaces_vary_in_strength_per_image_and_still_repeat(tmp_path):
-    """Training renders (`varied_surfaces`) draw each surface's strength, so the contrast of one
-    setting in one family spreads far more across images than the fixed strength held-out sets use."""
-    from captioner.scenes.render import background
-
-    def contrast(varied: bool, seed: int) -> float:
-        image = background("snow", np.random.default_rng(seed), 64, "striped", varied)
-        return float(np.asarray(image.convert("L"), np.float32).std())
-    fixed, varied = [contrast(False, s) for s in range(16)], [contrast(True, s) for s in range(16)]
-    assert np.std(varied) > 2 * np.std(fixed)
-    again = [np.asarray(background("beach", np.random.default_rng(3), 64, "mottled", True)) for _ in range(2)]
-    assert np.array_equal(*again)
-    summaries = [render_dataset(tmp_path / name, 4, seed=2, image_size=96, varied_surfaces=True) for name in "ab"]
-    assert summaries[0]["varied_surfaces"] and digest(tmp_path / "a") == digest(tmp_path / "b")
-    render_dataset(tmp_path / "fixed", 4, seed=2, image_size=96)
-    pixels = lambda folder: [f.read_bytes() for f in sorted((folder / "images").iterdir())]
-    assert all(v != f for v, f in zip(pixels(tmp_path / "a"), pixels(tmp_path / "fixed")))
-    from captioner.__main__ import main          # the command line renders the same training scenes
-    assert main(["scenes", "--out", str(tmp_path / "cli"), "--images", "4", "--seed", "2", "--size", "96",
-                 "--varied-surfaces"]) == 0
-    assert digest(tmp_path / "cli") == digest(tmp_path / "a")
+def test_the_command_line_renders_the_same_scenes(tmp_path):
+    from captioner.__main__ import main
+    render("emoji", tmp_path / "api", 4, seed=2, image_size=96)
+    assert main(["scenes", "--out", str(tmp_path / "cli"), "--images", "4", "--seed", "2", "--size", "96"]) == 0
+    assert digest(tmp_path / "cli") == digest(tmp_path / "api")
     instances = json.loads((tmp_path / "cli" / "instances.json").read_text())
-    assert all(image["varied_surfaces"] for image in instances["images"])
-    with pytest.raises(SystemExit, match="training renders"):
-        main(["scenes", "--out", str(tmp_path / "held"), "--images", "1", "--heldout-texture", "--varied-surfaces"])
+    assert {"setting", "texture"} <= set(instances["images"][0]) and "varied_surfaces" not in instances["images"][0]
+    with pytest.raises(SystemExit):                # the retired experiment's flag is gone
+        main(["scenes", "--out", str(tmp_path / "old"), "--images", "1", "--varied-surfaces"])

@@ -46,11 +46,11 @@ def test_a_broken_caption_puts_a_noun_first_or_names_one_twice():
         assert not broken_caption(caption, forms), caption
 
 
-def test_no_scene_world_caption_is_broken(tmp_path):
-    from captioner.scenes import render_dataset
+def test_no_emoji_world_caption_is_broken(tmp_path):
+    from captioner.worlds import render
     forms = world_forms()
     assert forms[("on", "the", "train", "tracks")] is None and forms[("trains",)] == "train"
-    render_dataset(tmp_path, 60, 7, workers=1)
+    render("emoji", tmp_path, 60, 7, workers=1)
     captions = [entry["caption"] for entry in json.loads((tmp_path / "captions.json").read_text())["annotations"]]
     assert len(captions) == 300
     assert not [caption for caption in captions if broken_caption(caption, forms)]

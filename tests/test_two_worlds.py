@@ -3,8 +3,7 @@ import json
 
 import numpy as np
 
-from captioner.scenes import merge_datasets
-from captioner.scenes.metrics import photo_metrics
+from captioner.worlds import PHOTOS, merge_datasets
 
 
 def write_set(folder, prefix, category, setting):
@@ -44,7 +43,7 @@ def test_photo_metrics_use_the_photo_tables():
     top_left[:, 0, 0] = 1.0                                   # every step looks at the top-left cell
     predictions = [{"image_id": 1, "words": "a frog in a garden".split(), "attention": top_left},
                    {"image_id": 2, "words": "two frogs by the water".split(), "attention": top_left}]
-    figures = photo_metrics(predictions, instances)
+    figures = PHOTOS.metrics(predictions, instances)
     assert figures["object_recall"] == 0.5 and figures["object_precision"] == 0.5
     assert figures["per_noun"] == {"frog": {"recalled": 1, "present": 1}, "owl": {"recalled": 0, "present": 1}}
     assert figures["setting_accuracy"] == 1.0

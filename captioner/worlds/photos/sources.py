@@ -17,7 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]   # the repository: captioner/worlds/photos/sources.py
 DEFAULT_CACHE = ROOT / "data" / "sources"
 
 DEBIAN = {

@@ -1,4 +1,5 @@
-"""Five true captions per scene: several sentence shapes, counts, relation words from the boxes."""
+"""The caption grammar the worlds share: five true captions an image, in several sentence shapes, with
+counts and relation words from the boxes (actor captions: the emoji world's people doing things)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

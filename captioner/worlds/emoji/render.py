@@ -1,4 +1,4 @@
-"""Drawing a scene: a textured background per setting, and emoji glyphs placed without much overlap."""
+"""Drawing an emoji scene: a textured background per setting, and emoji glyphs placed without much overlap."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from ...boxes import overlaps
 
 FONT_PATH = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 FONT_SIZE = 109   # the only size Noto Color Emoji's bitmaps come in
@@ -158,46 +160,21 @@ BACKGROUNDS = {"grass": _grass, "beach": _beach, "water": _water, "snow": _snow,
                "sky": _sky, "table": _table, "room": _room}
 
 
-def _surface(rng, size: int, texture, varied: bool) -> np.ndarray:
-    """A family's surface as a shading field around 0: at strength 0.35, strong enough to be seen,
-    or (`varied`) at a strength drawn per image, half the time with a second surface drawn from the
-    training families (the same family or smooth noise now and then) laid over it."""
-    field = lambda family: family(rng, size, int(rng.integers(4, 12))) - 0.5
-    if not varied:
-        return 0.35 * field(texture)
-    strength = rng.uniform(0.1, 0.7)
-    surface = field(texture)
-    if rng.random() < 0.5:
-        surface = 0.6 * surface + 0.6 * field(TEXTURES[TRAIN_FAMILIES[int(rng.integers(len(TRAIN_FAMILIES)))]])
-    return strength * surface
+def _surface(rng, size: int, texture) -> np.ndarray:
+    """A family's surface as a shading field around 0, at strength 0.35: strong enough to be seen."""
+    return 0.35 * (texture(rng, size, int(rng.integers(4, 12))) - 0.5)
 
 
-def background(setting: str, rng, size: int, family: str = "smooth", varied: bool = False) -> Image.Image:
-    """A setting's background with one texture family's surface, its colours jittered per image.
-
-    `varied` (training renders, `make model --varied-surfaces 1`): no one strength or pattern of
-    surface stands for a setting. The photo composites teach the decoder that patterned surfaces
-    are fields and floors, which this offsets in part (docs/measurements.md, "Why the held-out
-    texture failed"). Held-out renders keep the fixed strength, so their images never change.
-    """
+def background(setting: str, rng, size: int, family: str = "smooth") -> Image.Image:
+    """A setting's background with one texture family's surface, its colours jittered per image."""
     if family not in TEXTURES:
         raise ValueError(f"unknown texture family {family!r}: choose one of {', '.join(FAMILIES)}")
     texture = TEXTURES[family]
     image = BACKGROUNDS[setting](rng, size, texture)   # the setting's own noise is the family's too
     if family != "smooth":   # the family's surface over the setting's own
-        image = _shade(image, _surface(rng, size, texture, varied))
+        image = _shade(image, _surface(rng, size, texture))
     tint = rng.uniform(0.92, 1.08, 3) * rng.uniform(0.85, 1.15)   # colour cast and brightness
     return Image.fromarray(np.clip(image * tint, 0, 255).astype(np.uint8))
-
-
-def _overlaps(box, boxes, limit: float) -> bool:
-    """True when `box` covers more than `limit` of itself or of any placed box."""
-    x, y, w, h = box
-    for bx, by, bw, bh in boxes:
-        inter = max(0, min(x + w, bx + bw) - max(x, bx)) * max(0, min(y + h, by + bh) - max(y, by))
-        if inter > limit * min(w * h, bw * bh):
-            return True
-    return False
 
 
 def place(image: Image.Image, codes: list[str], rng, side_range: tuple[float, float]) -> list[list[int]]:
@@ -215,7 +192,7 @@ def place(image: Image.Image, codes: list[str], rng, side_range: tuple[float, fl
             sprite = sprite.crop((left, top, right, bottom))
             w, h = sprite.size
             x, y = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
-            if not _overlaps((x, y, w, h), boxes, 0.12) or attempt == 59:
+            if not overlaps((x, y, w, h), boxes, 0.12) or attempt == 59:
                 image.paste(sprite, (x, y), sprite)
                 boxes.append([x, y, w, h])
                 break

@@ -1,10 +1,12 @@
-"""The scene world's three tables (copied from the spec): objects, actors (people doing things), settings."""
+"""The emoji world's three tables (copied from the spec): objects, actors (people doing things), settings."""
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from ..world import Setting
 
 TABLES = Path(__file__).resolve().parent / "tables"
 
@@ -25,13 +27,6 @@ class Actor:
     emoji: str
     settings: tuple[str, ...]
     example_caption: str
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    phrases: tuple[str, ...]
-    look: str
 
 
 def _rows(name: str) -> list[dict]:
