@@ -5,7 +5,7 @@ cut-outs it memorises, so on things it has not seen the prior is under-used. Amo
 trained scale, keep the one that names the main subject of the most calibration photos (the part of
 the hand-labelled real photos the recipe names: the only real photographs there are to choose on)
 whose recall on emoji calibration scenes (a seed of their own) stays at or above the recipe's floor
-and whose captions break (subjects.broken_caption: a noun first or twice, or four words twice) no
+and whose captions break (caption_checks.broken_caption: a noun first or twice, or four words twice) no
 more often than at the trained scale; ties go to the smaller scale. The model card reports
 real-photo figures on the other photos too, which no choice has seen.
 """
@@ -51,7 +51,8 @@ def measure_scale(run: Path, config: dict, scale: float, scenes: Path, photos: l
     on the calibration photos, and how many of those captions break."""
     from .api import Captioner
     from .evaluate import evaluate
-    from .subjects import broken_caption, caption_photos, main_subject_recall, world_forms
+    from .caption_checks import broken_caption, world_forms
+    from .subjects import caption_photos, main_subject_recall
     with tempfile.TemporaryDirectory() as folder:
         for name in (VOCAB, WEIGHTS):
             (Path(folder) / name).symlink_to((run / name).resolve())

@@ -48,7 +48,7 @@ class ModelConfig:
     # state and go into every step (GRU input and deep output). "none": the plain Show, Attend and Tell.
     imagenet_head: str = "none"
     # With the head: a fixed (1000 x vocabulary) map from ImageNet classes to the caption nouns they
-    # name (WordNet, captioner/imagenet_words.py) gives each step a prior over words: the head on the
+    # name (WordNet, captioner/word_map.py) gives each step a prior over words: the head on the
     # cells the step attends to, so each word's prior follows its heatmap. A learnt, per-step gate
     # adds it to the logits (model.WordPrior): the decoder still chooses every word.
     imagenet_words: bool = False

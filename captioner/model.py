@@ -57,7 +57,7 @@ class WordPrior(keras.layers.Layer):
     """A copy path from the encoder's ImageNet classifier into the words (`imagenet_words`).
 
     A fixed (K x V) map from the classes to the caption words that name them (WordNet,
-    captioner/imagenet_words.py) turns the classifier's opinion of the cells a step attends to into
+    captioner/word_map.py) turns the classifier's opinion of the cells a step attends to into
     a mass per word, which a gate the step learns adds to the logits: the decoder still chooses every
     word, the gate decides when the classifier's opinion counts."""
 
@@ -212,7 +212,7 @@ def build_model(config: ModelConfig, head_weights=None, vocab=None) -> ShowAtten
     if model.uses_imagenet and head_weights is not None:
         load_imagenet_head(model, head_weights)
     if model.word_prior is not None and vocab is not None:
-        from .imagenet_words import word_map
+        from .word_map import word_map
         model.word_prior.word_map.assign(word_map(vocab, IMAGENET_CLASSES))
     return model
 

@@ -195,7 +195,7 @@ def recall_by_head(per_noun: dict, word_map, vocab) -> dict:
     """Held-out composites' object recall over nouns some ImageNet class names (in the model's own
     word map) and over those none does: what the classifier's prior can carry to unseen cut-outs,
     and what only the decoder's memory of one or two training cut-outs a noun can."""
-    from .imagenet_words import mapped
+    from .word_map import mapped
     groups = {"named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0},
               "not_named_by_imagenet": {"nouns": [], "recalled": 0, "present": 0}}
     for noun, tally in per_noun.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .vocab import REPEAT_WORDS, tokenize
+from .vocab import tokenize
 
 IRREGULAR = {"mouse": "mice", "goose": "geese", "person": "people", "man": "men", "woman": "women",
              "sheep": "sheep", "deer": "deer", "fish": "fish", "child": "children", "knife": "knives"}
@@ -70,59 +70,6 @@ def main_subject_recall(captions: dict[str, str], labels: list[dict], vocabulary
         figures["photos_in_vocabulary"] = len(known)
         figures["main_subject_recall_in_vocabulary"] = round(sum(known) / len(known), 4) if known else None
     return figures
-
-
-def noun_forms(pairs, phrases=()) -> dict[tuple[str, ...], str | None]:
-    """{words of a form: noun} for (noun, plural) pairs ("tennis rackets" -> tennis racket), and
-    {words of a phrase: None} for phrases that name no noun though a noun is in them (the setting
-    "on the train tracks" names no train)."""
-    forms = {tuple(tokenize(phrase)): None for phrase in phrases}
-    forms.update({tuple(tokenize(form)): noun for noun, plural in pairs for form in (noun, plural)})
-    return forms
-
-
-def world_forms() -> dict[tuple[str, ...], str | None]:
-    """noun_forms of every registered world's nouns, their settings' phrases as phrases that name none."""
-    from .imagenet_words import world_nouns
-    from .worlds import WORLDS
-    settings = [setting for world in WORLDS.values() for setting in world.settings().values()]
-    return noun_forms(world_nouns(), [phrase for setting in settings for phrase in setting.phrases])
-
-
-def nouns_said(caption: str, forms: dict) -> tuple[list[str], bool]:
-    """-> (the nouns a caption names, in order, the longest form first: "traffic cone" is not
-    "cone"; whether its first word starts one)."""
-    words, said, at, longest = tokenize(caption), [], 0, max(map(len, forms), default=0)
-    starts_with_noun = False
-    while at < len(words):
-        for size in range(min(longest, len(words) - at), 0, -1):
-            span = tuple(words[at:at + size])
-            if span in forms:
-                if forms[span] is not None:
-                    said.append(forms[span])
-                    starts_with_noun |= at == 0
-                at += size
-                break
-        else:
-            at += 1
-    return said, starts_with_noun
-
-
-def broken_caption(caption: str, forms: dict) -> bool:
-    """True when a caption starts with a noun, names one noun twice (either form) or says the same
-    four words twice: what a word prior decoded too loud writes ("apple apple in a room", "a cat in
-    a cat a cat ...") and what a decoder caught in a loop writes ("a picture of a picture of a
-    picture of ..."). No caption of any world does any of these (vocab.REPEAT_WORDS). `forms`
-    from noun_forms or world_forms."""
-    said, starts_with_noun = nouns_said(caption, forms)
-    return starts_with_noun or len(said) != len(set(said)) or repeats_words(caption)
-
-
-def repeats_words(caption: str, span: int = REPEAT_WORDS) -> bool:
-    """True when some `span` consecutive words come twice in the caption."""
-    words = caption.lower().split()
-    runs = [tuple(words[n:n + span]) for n in range(len(words) - span + 1)]
-    return len(runs) != len(set(runs))
 
 
 def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 16, **decoding) -> dict[str, str]:

@@ -20,7 +20,7 @@ def tokenize(caption: str) -> list[str]:
 
 # No training caption of either world says the same four words twice (not one of the 320,000 the
 # default model trained on; "a pair of scissors and a pair of pliers" repeats three): decoding never
-# does (decoding.repeats), and a caption that does is broken (subjects.broken_caption).
+# does (decoding.repeats), and a caption that does is broken (caption_checks.broken_caption).
 REPEAT_WORDS = 4
 
 # Which words "an" goes before: a vowel first, but not a vowel said as a consonant ("a one",

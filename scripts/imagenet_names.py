@@ -69,7 +69,7 @@ def fetch(work: Path):
 def read_wordnet(folder: Path):
     """-> offset -> (lemmas, hypernym offsets); lemma -> its noun synsets, most frequent sense first."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from imagenet_words import read_synsets
+    from imagenet_wordnet import read_synsets
     senses = {}
     for line in (folder / "index.noun").read_text(encoding="latin-1").splitlines():
         if not line.startswith(" "):

@@ -121,7 +121,8 @@ class Stages:
     def validate(self, captioner) -> dict:
         """main_subject_recall on the hand-labelled real photos, also over those the calibration never
         saw, and the captions that break; per-photo captions to RUN/validation_captions.jsonl."""
-        from captioner.subjects import broken_caption, evaluate_photos, load_labels, main_subject_recall, world_forms
+        from captioner.caption_checks import broken_caption, world_forms
+        from captioner.subjects import evaluate_photos, load_labels, main_subject_recall
         figures, captions = evaluate_photos(captioner, self.args.labels, self.validation_photos(),
                                             captions_out=self.run / "validation_captions.jsonl")
         source = self.recipe.calibration.source + "/"

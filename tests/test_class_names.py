@@ -14,7 +14,7 @@ by_imagenet = lambda: {row.imagenet: row for row in class_names()}
 def test_the_table_names_every_class_in_order_with_the_classifiers_wordnet_ids():
     names = class_names()
     assert len(names) == 1000 and [n.index for n in names] == list(range(1000))
-    words = json.loads(TABLE.with_name("imagenet_words.json").read_text())
+    words = json.loads(TABLE.with_name("imagenet_wordnet.json").read_text())
     with TABLE.open() as f:
         wnids = [row["wnid"] for row in csv.DictReader(f, delimiter="\t")]
     assert wnids == [words[str(i)]["wnid"] for i in range(1000)]

@@ -76,7 +76,7 @@ def test_default_model_names_what_the_example_photos_show():
 def test_the_card_splits_composite_recall_by_what_the_imagenet_head_names():
     """The held-out composites' recall, split by nouns an ImageNet class names and those none does,
     adds up to the whole, and each noun sits in the group the model's own word map says."""
-    from captioner.imagenet_words import mapped
+    from captioner.word_map import mapped
     model = Captioner.load(use_litert=False)
     word_map = model.checkpoint.model.word_prior.word_map.numpy()
     shipped = json.loads((DEFAULT_CHECKPOINT / "heldout_figures.json").read_text())

@@ -101,7 +101,7 @@ def test_an_unknown_head_kind_is_refused():
 
 
 def test_the_word_map_takes_classes_to_the_nouns_they_name():
-    from captioner.imagenet_words import names, word_map
+    from captioner.word_map import names, word_map
     from captioner.vocab import Vocabulary
     assert names(207, "dog") and names(281, "cat") and names(504, "mug") and not names(207, "cat")
     vocab = Vocabulary.fit(["a dog and two cats", "a coffee mug", "a teddy bear"], 100)
@@ -113,7 +113,7 @@ def test_the_word_map_takes_classes_to_the_nouns_they_name():
 
 def test_the_word_map_corrections_name_the_everyday_word_and_drop_other_senses():
     from collections import Counter
-    from captioner.imagenet_words import ALSO_NAMES, NOT_NAMES, _table, names, world_nouns
+    from captioner.word_map import ALSO_NAMES, NOT_NAMES, _table, names, world_nouns
     first_names = Counter(_table()[str(c)]["own"][0] for c in range(1000))
     index = {name: c for c, name in ((c, _table()[str(c)]["own"][0]) for c in range(1000))}
     nouns = {noun for noun, _ in world_nouns()}
@@ -123,10 +123,10 @@ def test_the_word_map_corrections_name_the_everyday_word_and_drop_other_senses()
             for word in words:
                 assert word in nouns, f"{word!r} is no noun of the two worlds"
                 assert names(index[name], word) is expected, (name, word)
-    import captioner.imagenet_words as imagenet_words
+    import captioner.word_map as word_map_module
     with pytest.MonkeyPatch.context() as patch:   # each correction changes what the plain rule says
-        patch.setattr(imagenet_words, "ALSO_NAMES", {})
-        patch.setattr(imagenet_words, "NOT_NAMES", {})
+        patch.setattr(word_map_module, "ALSO_NAMES", {})
+        patch.setattr(word_map_module, "NOT_NAMES", {})
         for table, expected in ((ALSO_NAMES, True), (NOT_NAMES, False)):
             for name, words in table.items():
                 for word in words:

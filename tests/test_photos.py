@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from captioner.__main__ import main
 from captioner.worlds import WORLDS, render
 from captioner.worlds.photos import PHOTOS, compose, sources, tables
-from captioner.subjects import broken_caption, noun_forms
+from captioner.caption_checks import broken_caption, noun_forms
 
 NOUNS = {"dog": ("dogs", "a", "dog"), "apple": ("apples", "an", "apple"), "owl": ("owls", "an", "bird"),
          "scissors": ("pairs of scissors", "a pair of", "scissors")}

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from captioner.__main__ import main
-from captioner.subjects import (broken_caption, evaluate_photos, in_vocabulary, load_labels, main_subject_recall,
-                                names_subject, noun_forms, nouns_said, plural, world_forms)
+from captioner.caption_checks import broken_caption, noun_forms, nouns_said, world_forms
+from captioner.subjects import evaluate_photos, in_vocabulary, load_labels, main_subject_recall, names_subject, plural
 
 LABELS = [{"file": "a.jpg", "nouns": ["dog", "puppy"]}, {"file": "b.jpg", "nouns": ["cat"]},
           {"file": "c.jpg", "nouns": ["goose", "bird"]}, {"file": "d.jpg", "nouns": ["bottle cap", "cap"]},

@@ -80,8 +80,8 @@ def read(folder):
 
 
 def test_a_registered_world_is_found_by_name_and_known_to_the_word_lists(squares):
-    from captioner.imagenet_words import world_nouns
-    from captioner.subjects import world_forms
+    from captioner.word_map import world_nouns
+    from captioner.caption_checks import world_forms
     assert get_world("squares") is squares and list(WORLDS)[:2] == ["emoji", "photos"]
     assert ("red square", "red squares") in world_nouns()
     forms = world_forms()

