@@ -56,7 +56,8 @@ def _recipe(config, measured: dict) -> dict:
             "length_step": t.length_step, "learning_rate": t.learning_rate, "clip_norm": t.clip_norm,
             "max_length": config.model.max_length, "loss": f"{measured['training']['loss']:.3f}",
             "val_loss": f"{measured['training']['val_loss']:.3f}", "timings": json.dumps(measured["timings"]),
-            "heldout_seed": data["heldout_seed"], "texture_seed": data["texture_seed"]}
+            "heldout_seed": data["heldout_seed"], "texture_seed": data["texture_seed"],
+            "recipe_file": measured["recipe"]["file"]}
 
 
 def _figures(measured: dict, floors: dict) -> dict:

@@ -158,11 +158,18 @@ class Stages:
         history = json.loads((self.run / TRAIN_STATE).read_text())["history"]
         record.update(rendered(self.work), timings=timings,
                       training={"loss": history["loss"][-1], "val_loss": history["val_loss"][-1]},
-                      recipe={"data": dataclasses.asdict(self.recipe.data), "floors": self.recipe.floors,
+                      recipe={"file": recipe_name(self.recipe.path), "data": dataclasses.asdict(self.recipe.data),
+                              "floors": self.recipe.floors,
                               "calibration": dataclasses.asdict(self.recipe.calibration)})
         (self.run / "heldout_figures.json").write_text(json.dumps(record, indent=1))
         (self.run / CARD).write_text(render_card(captioner.checkpoint.config, captioner.vocab.words, record))
         print(json.dumps(record))
+
+
+def recipe_name(path: Path) -> str:
+    """The recipe as the card names it: relative to the repository where it is in it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
 def rendered(work: Path) -> dict:
