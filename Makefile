@@ -31,7 +31,7 @@ system-deps:
 	fi
 
 demo: $(VENV)/.app-installed
-	@if [ -f app.py ]; then $(PY) app.py; else echo "The web app (app.py) is not built yet: use 'python -m captioner caption IMAGE'."; fi
+	@if [ -f app.py ]; then $(PY) app.py $(if $(SHARE),--share); else echo "The web app (app.py) is not built yet: use 'python -m captioner caption IMAGE'."; fi
 
 test: $(VENV)/.dev-installed system-deps
 	$(PY) -m pytest

@@ -1,6 +1,6 @@
 """The captioner web demo (Gradio Blocks): layout and events only; the work is in captioner.web.page.
 
-    python app.py [--checkpoint DIR | hf://owner/repo]      (or CAPTIONER_CHECKPOINT=DIR)
+    python app.py [--checkpoint DIR | hf://owner/repo] [--share]     (or CAPTIONER_CHECKPOINT=DIR)
 
 Serves on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860; 0.0.0.0 on Hugging Face
 Spaces, where SPACE_ID is set). File fields take uploads only, one file of at most 10 MB a request
@@ -11,6 +11,8 @@ the caption, then JSON (words, probs, log_prob, strategy, seed).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -30,6 +32,8 @@ LIVE_LIMIT_S = 300  # one stream's length; the visitor starts another
 # Every event that decodes, captions or draws shares one limit (the model itself runs one call at
 # a time); the live camera has its own, as a stream holds its slot between frames.
 WORK = dict(concurrency_id="work", concurrency_limit=serving.WORK_LIMIT)
+# A picture's share button posts to a Hugging Face Spaces discussion: it works on Spaces only.
+PICTURE_BUTTONS = ["download", "fullscreen"] + (["share"] if os.environ.get("SPACE_ID") else [])
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
@@ -99,7 +103,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.Markdown(model_summary(model), elem_id="honest")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UntrustedImage(type="filepath", label="Image", height=320,
+                image = UntrustedImage(type="filepath", label="Image", height=320, buttons=PICTURE_BUTTONS,
                                        sources=["upload", "webcam", "clipboard"], elem_id="image")
                 error = gr.Markdown(visible=False, elem_id="error")
                 with gr.Row():
@@ -135,9 +139,9 @@ def result_panel() -> dict:
     note = gr.Markdown(elem_id="note")
     confidence = gr.HighlightedText(label="Confidence per word", show_legend=False,
                                     show_inline_category=True, elem_id="confidence")
-    selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420,
+    selected = gr.Image(label="Selected word", type="pil", interactive=False, height=420, buttons=PICTURE_BUTTONS,
                         elem_id="selected")
-    gallery = gr.Gallery(label="Where the model looked, word by word (click a word)",
+    gallery = gr.Gallery(label="Where the model looked, word by word (click a word)", buttons=PICTURE_BUTTONS,
                          columns=5, height="auto", allow_preview=False, object_fit="contain",
                          elem_id="words")
     table = gr.Dataframe(headers=["decoding", "caption", "log-probability"], elem_id="captions",
@@ -156,12 +160,12 @@ def live_camera(page) -> None:
     """The live camera panel: captions and the current word's heatmap as the camera streams."""
     with gr.Accordion("Live camera: captions as you move", open=False):
         with gr.Row():
-            live = UntrustedImage(sources=["webcam"], streaming=True, type="filepath", label="Camera",
+            live = UntrustedImage(sources=["webcam"], streaming=True, type="filepath", label="Camera", buttons=[],
                                   height=320, elem_id="live-camera")
             with gr.Column():
                 live_text = gr.Textbox(label="Live caption", elem_id="live-caption")
                 live_note = gr.Markdown(elem_id="live-note")
-                live_heat = gr.Image(label="Where it looks for the current word", type="pil", format="jpeg",
+                live_heat = gr.Image(label="Where it looks for the current word", type="pil", format="jpeg", buttons=[],
                                      interactive=False, height=320)
         live_state = gr.State(None)
     # A frame that arrives while one is captioned replaces the one waiting (Gradio keeps only the
@@ -197,13 +201,26 @@ def page_events(page, image, url, url_button, button, compare, examples, options
                          **private).then(page.downloads, shown, list(outputs.downloads()), **private)
 
 
-def serve(app: gr.Blocks, **launch_options):
-    """Queue and launch as `python app.py` does (tests use it too)."""
+def serve(app: gr.Blocks, share: bool = False, say=print, **launch_options):
+    """Queue and launch as `python app.py` does (tests use it too). With `share`, Gradio is asked for
+    a public share link; where it cannot make one (offline, a firewall), one line says so and the
+    local server keeps serving."""
     app.queue(default_concurrency_limit=serving.WORK_LIMIT, max_size=64)
     serving.start_sweeper()
     serving.keep_big_buffers_out_of_the_heap()
     server_name = launch_options.get("server_name") or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    return app.launch(css=CSS, head=HEAD, **serving.launch_options(server_name), **launch_options)
+    options = dict(css=CSS, head=HEAD, **serving.launch_options(server_name), **launch_options)
+    if not share:
+        return app.launch(**options)
+    blocking = not options.pop("prevent_thread_lock", False)
+    with contextlib.redirect_stdout(io.StringIO()):   # Gradio's own words on a failed link run to ten lines
+        launched = app.launch(share=True, prevent_thread_lock=True, **options)
+    say(f"* Running on local URL: {app.local_url}")
+    say(f"* Share link (public while this runs): {app.share_url}" if app.share_url else
+        "* No share link: Gradio's share server cannot be reached (offline?); serving locally only.")
+    if blocking:
+        app.block_thread()
+    return launched
 
 
 def main(argv=None) -> int:
@@ -212,7 +229,9 @@ def main(argv=None) -> int:
     from captioner.checkpoint import CheckpointError
     parser = argparse.ArgumentParser(description="Serve the captioner web demo")
     parser.add_argument("--checkpoint", default=None, help="checkpoint dir or hf://owner/repo "
-                        "(default: $CAPTIONER_CHECKPOINT, else the shipped scene-world model)")
+                        "(default: $CAPTIONER_CHECKPOINT, else the shipped model)")
+    parser.add_argument("--share", action="store_true", help="also make a public share link (Gradio's "
+                        "share server, *.gradio.live); where none can be made, serve locally only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -221,7 +240,7 @@ def main(argv=None) -> int:
         print(f"captioner: cannot start: {error}", file=sys.stderr)
         return 2
     on_spaces = bool(os.environ.get("SPACE_ID"))
-    serve(build_app(model.warm_up()),
+    serve(build_app(model.warm_up()), share=args.share,
           server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_spaces else "127.0.0.1"),
           server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     return 0
