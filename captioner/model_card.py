@@ -135,15 +135,12 @@ def nameable(words) -> dict[str, list[str]]:
 
 
 def summary_line(names: dict, validation: dict) -> str:
-    """The one line the page shows under its title: what it can name and how often it is right on
-    real photos no choice was made on."""
+    """The one short line the page shows under its title: what it learnt from, what it can name, and
+    how often it is right on real photos no choice was made on."""
     recall = validation.get("not_calibrated_main_subject_recall") or 0
-    known = validation.get("not_calibrated_main_subject_recall_in_vocabulary") or 0
-    return (f"Trained on emoji scenes and on real photo cut-outs pasted onto real backgrounds (no real "
-            f"photographs of whole scenes). It can name {len(names['photo'])} kinds of thing in photos and "
-            f"{len(names['emoji'])} emoji objects. On {validation.get('not_calibrated_photos', 0)} real photos "
-            f"(never trained or tuned on) it named the main subject in {100 * recall:.0f}% ({100 * known:.0f}% "
-            f"of those whose subject is in its vocabulary).")
+    return (f"Trained only on rendered scenes (emoji, and photo cut-outs pasted on photos): it can name "
+            f"{len(names['photo'])} kinds of thing and {len(names['emoji'])} emoji objects, and named the main "
+            f"subject of {100 * recall:.0f}% of {validation.get('not_calibrated_photos', 0)} real photos it never saw.")
 
 
 def calibration_text(calibration: dict, model, recipe: dict) -> str:

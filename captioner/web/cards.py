@@ -25,9 +25,7 @@ def model_summary(captioner) -> str:
         said = f"Trained on {found.get('trained on') or found['training data']}."
     else:
         said = _first_sentences(_scope_paragraph(card)) or "This checkpoint has no model card."
-    return (f"**What this model knows.** {said} It can only use the {len(captioner.vocab)} words of "
-            "its vocabulary: on images unlike its training data, its captions are likely wrong, "
-            "however confident they look.")
+    return f"**What this model knows.** {said} ({len(captioner.vocab)} words; more under *About the model*.)"
 
 
 def _scope_paragraph(card: str) -> str:

@@ -199,7 +199,8 @@ class Page:
 
     def compare(self, image, *options) -> PageOutputs:
         """Compare button -> as `show_caption`, for greedy, beam search and several samples of one
-        image encoding (the table lists them all; the caption box holds the greedy one)."""
+        image encoding: the table lists each caption once, most likely first (the caption box holds
+        that one), with every decoding that wrote it."""
         return self._shown(lambda: self._nonempty(
             self.captioner.compare(_required(image), **dict(zip(OPTION_NAMES, options)))))
 
@@ -323,13 +324,15 @@ class Page:
         except Exception:
             log.exception("captioning failed")
             return PageOutputs.unchanged(error=_error(APOLOGY))
-        shown = Shown(self.results, _labels(captions))
+        several = len(captions) > 1             # the table shows whenever there was more than one
+        captions, labels = merge_same(captions)
+        shown = Shown(self.results, labels)
         self.results.put(shown.stamp, captions)
         best = captions[0]
         rows = [[label, c.text, round(c.log_prob, 3)] for label, c in zip(shown.labels, captions)]
         return PageOutputs(error=_no_error(), caption=best.text + (CUT_MARK if best.cut else ""),
                            note=caption_note(best), details=details(captions), **_inspected(shown),
-                           table=gr.update(value=rows, visible=len(rows) > 1), figure_file=None,
+                           table=gr.update(value=rows, visible=several), figure_file=None,
                            gif_file=None, shown=shown)
 
 
@@ -371,6 +374,23 @@ def _error(message: str):
 
 def _no_error():
     return gr.update(value="", visible=False)
+
+
+def merge_same(captions) -> tuple[list, list[str]]:
+    """The captions table's rows: each caption once, most likely first, named by every decoding
+    that wrote it ("greedy, beam", "3 of 10 samples")."""
+    rows: dict = {}
+    for caption, name in zip(captions, _labels(captions)):
+        rows.setdefault(caption.text, (caption, []))[1].append(name)
+    samples = sum(c.strategy == "sample" for c in captions)
+    merged = sorted(rows.values(), key=lambda row: -row[0].log_prob)
+    return [caption for caption, _ in merged], [_row_name(names, samples) for _, names in merged]
+
+
+def _row_name(names: list[str], samples: int) -> str:
+    drawn = [name for name in names if name.startswith("sample")]
+    named = [name for name in names if not name.startswith("sample")]
+    return ", ".join(named + ([f"{len(drawn)} of {samples} samples"] if len(drawn) > 1 else drawn))
 
 
 def _labels(captions) -> list[str]:
