@@ -24,6 +24,7 @@ system-deps:
 	@missing=""; \
 	[ -f $(EMOJI_FONT) ] || missing="$$missing fonts-noto-color-emoji"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  $(SUDO) apt-get install -y -q $$missing >/dev/null || \
@@ -33,7 +34,14 @@ system-deps:
 demo: $(VENV)/.app-installed
 	@if [ -f app.py ]; then $(PY) app.py $(if $(SHARE),--share); else echo "The web app (app.py) is not built yet: use 'python -m captioner caption IMAGE'."; fi
 
-test: $(VENV)/.dev-installed system-deps
+# axe-core, the accessibility checker the browser tests run on the page (npm, MPL-2.0).
+AXE := $(VENV)/axe-core/axe.min.js
+$(AXE): | $(VENV)/bin/python
+	mkdir -p $(VENV)/axe-core
+	cd $(VENV)/axe-core && npm pack --silent axe-core@4.14.1 >/dev/null && \
+	  tar xzf axe-core-4.14.1.tgz package/axe.min.js && mv package/axe.min.js . && rm -rf package axe-core-4.14.1.tgz
+
+test: $(VENV)/.dev-installed system-deps $(AXE)
 	$(PY) -m pytest
 
 clean-venv:

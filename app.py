@@ -40,7 +40,14 @@ CSS = """
 #words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
 #words .caption-label { white-space: normal !important; overflow: visible !important; }
 #error { border-left: 4px solid #d33; padding-left: 0.6rem; }
+:root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
+               --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
+.dark { --body-text-color-subdued: #b8b8c2; }
+#confidence .token .text, #confidence .token .label { color: #111 !important; }
+#confidence .token { background-color: #eef2f8 !important; }
 """
+# Text and buttons of at least 4.5:1 contrast in both themes (Gradio's help text is 1.9:1, its
+# primary button 2.8:1); confidence chips in dark text on their light band colours.
 # A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
 # and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
 
@@ -52,6 +59,12 @@ new MutationObserver(() => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
     img.alt = 'Example: ' + name.replace(/^(photo|composite)_(\\d+_)?/, '$1 ').replace(/[_-]+/g, ' ');
   });
+  // Gradio's empty boxes carry an aria-label on a plain div (not allowed: nothing to name).
+  document.querySelectorAll('div.empty[aria-label]:not([role])').forEach(box => box.removeAttribute('aria-label'));
+  // The upload box's name must contain what it shows ("Drop Image Here - or - Click to Upload").
+  document.querySelectorAll('button.upload-container[aria-label]').forEach(box => box.removeAttribute('aria-label'));
+  document.querySelectorAll('#selected .image-container > button:not([aria-label])').forEach(b =>
+    b.setAttribute('aria-label', "The selected word's heatmap, full size"));
   document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
     const label = tile.querySelector('.caption-label');
     const word = label && label.textContent.trim();

@@ -200,3 +200,30 @@ def test_phone_width_layout(browser, page_url):
     if TAKE_SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
     page.close()
+
+
+AXE = Path(os.sys.prefix) / "axe-core" / "axe.min.js"   # `make test` fetches axe-core 4.14.1 (npm) there
+AXE_RUN = ("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+           ".filter(v => v.impact === 'critical' || v.impact === 'serious')"
+           ".map(v => `${v.impact} ${v.id}: ${v.nodes.length} x ${v.nodes[0].html.slice(0, 120)}`)")
+
+
+@pytest.mark.parametrize("width, height, scheme", [(1280, 900, "light"), (1280, 900, "dark"),
+                                                   (390, 844, "light"), (390, 844, "dark")])
+def test_no_critical_or_serious_accessibility_violation_before_or_after_a_caption(browser, page_url, width,
+                                                                                   height, scheme):
+    if not AXE.is_file():
+        pytest.skip(f"{AXE} is missing: `make test` fetches axe-core with npm")
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme,
+                                  is_mobile=width < 500, has_touch=width < 500)
+    page = context.new_page()
+    page.goto(f"{page_url}?__theme={scheme}")
+    page.wait_for_selector("#caption textarea")
+    page.add_script_tag(path=str(AXE))
+    before = page.evaluate(AXE_RUN)
+    click_example(page, 0)
+    page.locator("#words img").first.wait_for(timeout=30_000)
+    page.locator("#selected img").first.wait_for(timeout=30_000)
+    after = page.evaluate(AXE_RUN)
+    context.close()
+    assert before == [] and after == [], (before, after)

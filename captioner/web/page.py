@@ -424,12 +424,21 @@ def _inspected(shown) -> dict:
     confidence chips, its first word large, every word's overlay."""
     caption, label = shown.caption, shown.labels[shown.current]
     which = f" ({label})" if len(shown.labels) > 1 else ""
-    chips = [(w, round(float(p), 2)) for w, p in zip(caption.words, caption.probs)]
-    return {"confidence": gr.update(value=chips, label=f"Confidence per word{which}: stronger colour, more "
-                                                     "probable; click a word to see where the model looked"),
+    chips = [(w, f"{float(p):.2f}") for w, p in zip(caption.words, caption.probs)]
+    return {"confidence": gr.update(value=chips, color_map={band: confidence_colour(float(band)) for _, band in chips},
+                                    label=f"Confidence per word{which}: its probability (darker, more probable); "
+                                          "click a word to see where the model looked"),
             "selected": word_view(caption, 0),
             "overlays": word_overlays(caption.image, caption.words, caption.attention, caption.probs,
                                       max_side=320)}
+
+
+def confidence_colour(probability: float) -> str:
+    """A chip's colour: one hue, lighter for less probable words, always light enough for dark text
+    (the probability itself is written in the chip: colour is not the only cue)."""
+    light, dark = (239, 246, 255), (96, 165, 250)          # Tailwind blue-50 .. blue-400
+    mix = [round(a + (b - a) * min(max(probability, 0.0), 1.0)) for a, b in zip(light, dark)]
+    return "#%02x%02x%02x" % tuple(mix)
 
 
 def _word_at(text: str, offset: int) -> int:
