@@ -13,6 +13,7 @@ import tensorflow as tf
 from .assets import DEFAULT_CHECKPOINT
 from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
 from .decoding import Searches
+from .familiarity import UNFAMILIAR, content_warning
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
 from .sandbox import POOL, load_untrusted_image
 from .vocab import Vocabulary, agree_articles
@@ -32,12 +33,13 @@ class Caption:
     seed: int | None = None            # the seed a sampled caption can be repeated with
     cut: bool = False                  # stopped by the length limit before the model said <end>
     unfamiliar: bool | None = None     # the image is unlike the training data (None: not measured)
+    warning: str | None = None         # why the caption is likely wrong (familiarity.py), if it is
 
     def to_dict(self) -> dict:
         return {"caption": self.text, "words": self.words,
                 "probs": [round(float(p), 4) for p in self.probs],
                 "log_prob": round(self.log_prob, 4), "strategy": self.strategy, "seed": self.seed,
-                "cut": self.cut, "unlike_training_data": self.unfamiliar}
+                "cut": self.cut, "unlike_training_data": self.unfamiliar, "warning": self.warning}
 
 
 class Captioner:
@@ -133,11 +135,11 @@ class Captioner:
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         with self._lock:
             features = self.features(pictures) if features is None else features
-            unfamiliar = self._unfamiliar(features)
+            warnings = self._warnings(pictures, features)
             if copies > 1:
                 features = tf.repeat(features, copies, axis=0)              # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
-        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, unfamiliar[i // copies])
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies])
                     for i, row in enumerate(rows)]
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
 
@@ -156,20 +158,21 @@ class Captioner:
             outputs = self.searches.greedy(features, steps)
         return list(zip(*(x.numpy() for x in outputs)))
 
-    def _unfamiliar(self, features) -> list:
-        """Per image: unlike the training data (familiarity.py), or None if the checkpoint cannot tell."""
+    def _warnings(self, pictures, features) -> list:
+        """Per image: why its caption is likely wrong (nothing in it, or unlike the training data:
+        familiarity.py), None if nothing says so; False where the checkpoint cannot measure it."""
         stats = self.checkpoint.familiarity
-        if stats is None:
-            return [None] * len(features)
-        return [bool(flag) for flag in stats.unfamiliar(np.asarray(features))]
+        far = stats.unfamiliar(np.asarray(features)) if stats is not None else [None] * len(pictures)
+        return [content_warning(picture) or (UNFAMILIAR if flag else flag) for picture, flag in zip(pictures, far)]
 
-    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, unfamiliar=None) -> Caption:
+    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None) -> Caption:
         words = agree_articles(self.vocab.decode(ids))
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=np.asarray(probs[:len(words)], np.float32),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
-                       cut=Vocabulary.end_id not in np.asarray(ids).tolist(), unfamiliar=unfamiliar)
+                       cut=Vocabulary.end_id not in np.asarray(ids).tolist(),
+                       unfamiliar=None if warning is None else bool(warning), warning=warning or None)
 
 
 def _pick_seed(seed) -> int:

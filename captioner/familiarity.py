@@ -16,6 +16,30 @@ from pathlib import Path
 import numpy as np
 
 FILE = "familiarity.npz"
+UNFAMILIAR = ("This image looks unlike anything this model was trained on (measured on its image features): "
+              "the caption is likely wrong, however confident its words look.")
+FLAT = "This image is almost one flat colour: there is nothing in it to caption."
+NOISE = "This image looks like random noise: there is nothing in it to caption."
+# Read on the pixels, where the features cannot tell: a blank image's features sit near the
+# training images' mean (the emoji world's plain backgrounds), and pixel noise can too. A photo's
+# brightness varies by tens of levels and its neighbouring pixels correlate (0.8 and more);
+# one flat colour has a spread of a few levels, per-pixel noise no correlation at all.
+FLAT_SPREAD = 6.0           # standard deviation of brightness (0-255) below which an image is flat
+NOISE_CORRELATION = 0.3     # mean correlation of neighbouring pixels below which it is noise
+
+
+def content_warning(picture) -> str | None:
+    """An RGB PIL image -> why there is nothing to caption in it (flat, noise), or None."""
+    small = picture.convert("L")
+    small.thumbnail((256, 256))
+    gray = np.asarray(small, np.float32)
+    if gray.std() < FLAT_SPREAD:
+        return FLAT
+    if min(gray.shape) < 2:
+        return None
+    pairs = [(gray[:, :-1], gray[:, 1:]), (gray[:-1], gray[1:])]
+    correlation = np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in pairs])
+    return NOISE if np.nan_to_num(correlation) < NOISE_CORRELATION else None
 
 
 @dataclass

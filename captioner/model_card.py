@@ -25,6 +25,7 @@ def render_card(config, words, measured: dict, template: Path = TEMPLATE) -> str
     return Path(template).read_text().format_map({
         **_what_it_is(config, measured), **_data(measured, names, config.train), **_recipe(config, measured),
         **_figures(measured, recipe["floors"]), **_familiarity(measured["familiarity"]),
+        "warning": warning_section(measured.get("warning")),
         "summary": summary_line(names, measured["validation_photos"])})
 
 
@@ -187,6 +188,21 @@ def _familiarity(report: dict) -> dict:
             "fam_heldout_warned": f"{100 * report['heldout_warned']:.1f}",
             "fam_train_warned": f"{100 * report['train_warned']:.1f}",
             "fam_real": f" and on {real} of the hand-labelled real photos" if real else ""}
+
+
+def warning_section(warning: dict | None) -> str:
+    """The warning measured as a detector (scripts/measure_warning.py): how often it fires on
+    images it should flag and on images it should not."""
+    if not warning:
+        return ""
+    should = ("blank", "flat colour", "noise", "text", "screenshot", "photo it has no word for")
+    rows = "\n".join(f"| {name} | {'yes' if name in should else 'no'} | {r['warned']} of {r['images']} |"
+                     for name, r in warning["rates"].items())
+    return (f"\nMeasured as a detector (scripts/measure_warning.py): blank, flat and noise images are told "
+            f"from their pixels that there is nothing to caption; the rest by the distance, whose threshold "
+            f"({warning['threshold']}) was chosen {warning['chosen']} (the largest share of flagged images that "
+            f"should be, less the share of photos it can name, while no example photo it can name is flagged).\n\n"
+            f"| images | should warn | warned |\n|---|---|---|\n{rows}\n")
 
 
 def recall_by_head(per_noun: dict, word_map, vocab) -> dict:

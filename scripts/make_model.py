@@ -93,6 +93,7 @@ class Stages:
         captioner = Captioner.load(self.run)
         record.update(self.evaluate(captioner))
         record["familiarity"] = self.timed("familiarity", lambda: self.familiarity(captioner))
+        record["warning"] = self.timed("warning", lambda: self.warning(captioner))
         self.write_record(record, captioner)
         ship(self.run, ROOT / self.args.out)
         ship_examples(self.recipe.examples, self.work, Path(self.args.validation_photos), ROOT / self.args.examples)
@@ -137,6 +138,10 @@ class Stages:
         return fit_and_report(captioner, self.train_dir / "images",
                               [self.heldout("emoji") / "images", self.heldout("photos") / "images"],
                               photos=[self.validation_photos()])
+
+    def warning(self, captioner) -> dict:
+        from measure_warning import measure
+        return measure(captioner, self.args.labels, self.validation_photos(), choose=True)
 
     def validation_photos(self) -> Path:
         """data/validation, fetched (scripts/fetch_validation.py) when missing."""

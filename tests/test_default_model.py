@@ -90,3 +90,22 @@ def test_the_card_splits_composite_recall_by_what_the_imagenet_head_names():
         assert not mapped(word_map, model.vocab, noun), noun
     card = (DEFAULT_CHECKPOINT / "model_card.md").read_text()
     assert f"{groups['named_by_imagenet']['object_recall']:.3f} over the" in card
+
+
+def test_the_shipped_model_warns_on_blank_flat_and_noise_images_and_not_on_its_examples():
+    """The warning under a caption, on the shipped model: images with nothing to caption get it; the
+    example pictures, whose subjects it can name, do not (scripts/measure_warning.py chose the
+    threshold so; the model card gives its rates)."""
+    import numpy as np
+    from PIL import Image
+    from captioner.assets import EXAMPLES
+    model = Captioner.load()
+    rng = np.random.default_rng(5)
+    nothing = [Image.new("RGB", (320, 240), (0, 0, 0)), Image.new("RGB", (320, 240), (255, 255, 255)),
+               Image.new("RGB", (8, 8), (200, 30, 30)), Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))]
+    for picture in nothing:
+        caption = model.caption(picture)
+        assert caption.unfamiliar is True and "nothing in it to caption" in caption.warning, caption.text
+    for path in sorted(EXAMPLES.glob("*.jpg")):
+        caption = model.caption(path)
+        assert caption.unfamiliar is False and caption.warning is None, (path.name, caption.text)

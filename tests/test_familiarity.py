@@ -2,6 +2,7 @@
 import shutil
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from captioner import Captioner
@@ -44,12 +45,34 @@ def test_a_checkpoint_with_statistics_marks_each_caption(trained_checkpoint, coc
     Familiarity.fit(pooled[:8], pooled[8:], directions=4).save(folder / FILE)
     model = Captioner.load(folder, use_litert=False)
     assert model.caption(images[0]).unfamiliar is False                     # a training image
-    noise = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
-    caption = model.caption(noise)
+    blocks = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)   # 24 px patches of colour:
+    caption = model.caption(np.kron(blocks, np.ones((24, 24, 1), np.uint8)))     # no noise, unlike any shape
     assert caption.unfamiliar is True and caption.to_dict()["unlike_training_data"] is True
     from captioner.web.page import caption_note
     assert "unlike anything this model was trained on" in caption_note(caption)
-    assert "unlike" not in caption_note(model.caption(images[0]))
+    assert "unlike" not in caption_note(model.caption(images[0])) and model.caption(images[0]).warning is None
+
+
+@pytest.mark.parametrize("picture, said", [
+    (Image.new("RGB", (300, 200), (0, 0, 0)), "flat colour"), (Image.new("RGB", (8, 8), (255, 0, 0)), "flat colour"),
+    (Image.new("RGB", (64, 64), (250, 250, 248)), "flat colour"),
+    (Image.fromarray(np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)), "random noise"),
+    (Image.fromarray(np.random.default_rng(2).integers(0, 256, (90, 120), dtype=np.uint8)).convert("RGB"), "random noise")])
+def test_nothing_to_caption_is_said_on_the_pixels(picture, said):
+    """Blank and noise images: their features can sit near the training images' (the emoji world's
+    plain backgrounds), so the pixels say it."""
+    from captioner.familiarity import content_warning
+    assert said in content_warning(picture)
+
+
+def test_photos_and_drawings_are_not_flat_or_noise(coco_fixture):
+    from captioner.assets import EXAMPLES
+    from captioner.familiarity import content_warning
+    pictures = sorted(EXAMPLES.glob("*.jpg")) + sorted(coco_fixture[1].iterdir())
+    assert len(pictures) > 12
+    for path in pictures:
+        with Image.open(path) as picture:
+            assert content_warning(picture.convert("RGB")) is None, path.name
 
 
 def test_a_broken_statistics_file_is_named(trained_checkpoint, tmp_path):

@@ -407,9 +407,8 @@ def caption_note(caption) -> str:
     """What the page says under a caption: whether the image is unlike the training data, whether
     the length limit cut it, and its seed."""
     lines = []
-    if caption.unfamiliar:
-        lines.append("⚠️ **This image looks unlike anything this model was trained on** (measured on its "
-                     "image features): the caption is likely wrong, however confident its words look.")
+    if caption.warning:
+        lines.append(f"⚠️ **{caption.warning}**")
     if caption.cut:
         lines.append(f"*Cut at {len(caption.words)} words by the length limit (marked …): the model "
                      "had not finished the sentence.*")
