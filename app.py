@@ -39,12 +39,15 @@ CSS = """
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
 #words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
 #words .caption-label { white-space: normal !important; overflow: visible !important; }
-#error { border-left: 4px solid #d33; padding-left: 0.6rem; }
+#error, #type-error { border-left: 4px solid #d33; padding-left: 0.6rem; }
+#error[data-hidden-text] { display: none !important; }
 :root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
                --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
 .dark { --body-text-color-subdued: #b8b8c2; }
 #confidence .token .text, #confidence .token .label { color: #111 !important; }
 #confidence .token { background-color: #eef2f8 !important; }
+#captions td, #captions td span { white-space: normal !important; overflow-wrap: anywhere; }
+#captions table { table-layout: auto !important; width: 100% !important; }
 """
 # Text and buttons of at least 4.5:1 contrast in both themes (Gradio's help text is 1.9:1, its
 # primary button 2.8:1); confidence chips in dark text on their light band colours.
@@ -70,8 +73,37 @@ new MutationObserver(() => {
     const word = label && label.textContent.trim();
     if (word && tile.getAttribute('aria-label') !== word) tile.setAttribute('aria-label', word);
   });
+  // A new message from the server replaces a refusal made here (below), and shows again.
+  const error = document.querySelector('#error');
+  if (error && error.dataset.hiddenText !== undefined && error.dataset.hiddenText !== error.textContent) {
+    delete error.dataset.hiddenText;
+    showTypeError('');
+  }
 }).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
                                       attributeFilter: ['aria-label', 'src']});
+// A file that is not an image is refused by Gradio in a toast that fades; say it where the
+// other refusals are, next to the image box, until the next file or message.
+function showTypeError(text) {
+  let box = document.querySelector('#type-error');
+  const image = document.querySelector('#image');
+  if (!box && image && text) {
+    box = document.createElement('div');
+    box.id = 'type-error';
+    box.setAttribute('role', 'alert');
+    image.after(box);
+  }
+  if (box) { box.textContent = text; box.hidden = !text; }
+  const error = document.querySelector('#error');
+  if (text && error) error.dataset.hiddenText = error.textContent;
+}
+function checkFiles(files) {
+  const file = files && files[0];
+  if (!file) return;
+  showTypeError(file.type.startsWith('image/') ? '' : '\u201c' + file.name + '\u201d is not an image: ' +
+                'choose a PNG, JPEG, GIF, WebP, BMP or TIFF file.');
+}
+document.addEventListener('change', e => { if (e.target.closest && e.target.closest('#image')) checkFiles(e.target.files); }, true);
+document.addEventListener('drop', e => { if (e.target.closest && e.target.closest('#image')) checkFiles(e.dataTransfer && e.dataTransfer.files); }, true);
 </script>"""
 # After a result, bring it into view (the examples sit below the fold, the caption at the top);
 # after a refusal, the message next to the input instead.
@@ -81,6 +113,13 @@ SHOW_RESULT = """() => {
                  : document.querySelector('#caption');
   const box = target && target.getBoundingClientRect();
   if (box && (box.top < 0 || box.bottom > window.innerHeight)) window.scrollBy(0, box.top - 12);
+}"""
+
+
+SHOW_SELECTED = """() => {
+  const view = document.querySelector('#selected');
+  const box = view && view.getBoundingClientRect();
+  if (box && (box.top < 0 || box.bottom > window.innerHeight)) view.scrollIntoView({block: 'nearest'});
 }"""
 
 
@@ -122,7 +161,6 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                 with gr.Row():
                     url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
                     url_button = gr.Button("Fetch", scale=1, min_width=60)
-                options = [option_control(knob, model.config.max_length) for knob in DecodingOptions.knobs()]
                 with gr.Row():
                     button = gr.Button("Caption", variant="primary", scale=2)
                     compare = gr.Button("Compare decodings", scale=1, min_width=120)
@@ -130,6 +168,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
                 examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
                                        elem_id="examples", examples_per_page=12,
                                        cache_examples=False) if pictures else None
+                options = [option_control(knob, model.config.max_length) for knob in DecodingOptions.knobs()]
             with gr.Column(scale=2, min_width=300):
                 results = result_panel()
         live_camera(page)
@@ -207,8 +246,9 @@ def page_events(page, image, url, url_button, button, compare, examples, options
                                                       **private))
     image.upload(page.check_image, image, [image, outputs.error], **private)
     options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
-    outputs.overlays.select(page.show_word, shown, selected, **private)
-    outputs.confidence.select(page.show_word, shown, selected, **private)
+    for words in (outputs.overlays, outputs.confidence):   # on a phone the large view sits above the tiles
+        words.select(page.show_word, shown, selected, **private).then(None, js=SHOW_SELECTED,
+                                                                      api_visibility="private")
     outputs.caption.select(page.show_caption_word, shown, selected, **private)
     outputs.table.select(page.show_sample, shown, list(outputs.sample_outputs()),
                          **private).then(page.downloads, shown, list(outputs.downloads()), **private)

@@ -197,8 +197,30 @@ def test_phone_width_layout(browser, page_url):
     assert len(tiles) == len(caption.split()) and max(tiles) <= 390   # every word's tile reachable
     cut = page.eval_on_selector_all("#words .caption-label", "ls => ls.filter(l => l.scrollWidth > l.clientWidth + 1).length")
     assert cut == 0                                               # labels whole, not "picture (0…"
+    last = page.locator("#words button.thumbnail-item").last
+    last.scroll_into_view_if_needed()
+    last.click()                                                  # a word tapped: its large view comes into sight
+    wait_selected(page, caption.split()[-1])
+    page.wait_for_function(IN_VIEW, arg="#selected", timeout=10_000)
     if TAKE_SCREENSHOTS:
         page.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
+    page.close()
+
+
+def test_a_file_that_is_no_image_is_refused_next_to_the_input_not_only_in_a_toast(browser, page_url, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("button", name="Caption", exact=True).click()
+    page.locator("#error").get_by_text("upload an image").wait_for(timeout=30_000)   # an earlier message
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.locator("#image input[type=file]").first.set_input_files(str(notes))
+    refusal = page.locator("#type-error[role=alert]")
+    refusal.get_by_text("\u201cnotes.txt\u201d is not an image").wait_for(timeout=10_000)
+    assert not page.locator("#error").is_visible()                # the earlier, unrelated message is gone
+    click_example(page, 0)                                        # what comes next replaces it
+    page.wait_for_function("() => { const b = document.querySelector('#type-error'); return !b || b.hidden; }",
+                           timeout=30_000)
     page.close()
 
 
