@@ -20,7 +20,9 @@ on TensorFlow.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -200,7 +202,8 @@ def convert(encoder) -> bytes:
     pixels = keras.Input((size, size, 3), batch_size=1)
     scaled = keras.layers.Rescaling(encoder.scale, offset=encoder.offset)(pixels)
     grid = keras.layers.Reshape((-1, encoder.feature_dim))(encoder.network(scaled))
-    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(pixels, grid)).convert()
+    with quiet_conversion():
+        return tf.lite.TFLiteConverter.from_keras_model(keras.Model(pixels, grid)).convert()
 
 
 def convert_greedy(model) -> bytes:
@@ -219,7 +222,22 @@ def convert_greedy(model) -> bytes:
     # Frozen: the loop reads its weights as constants (LiteRT cannot read the Keras variables from
     # inside a WHILE body).
     frozen = convert_variables_to_constants_v2(search.get_concrete_function())
-    return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+    with quiet_conversion():
+        return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
+
+
+@contextlib.contextmanager
+def quiet_conversion():
+    """The converter's chatter kept off a first `make demo`: Keras's "Saved artifact" listing of
+    hundreds of captured tensors, absl's deprecation warning, the C++ lines."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), quiet_stderr():
+            yield
+    finally:
+        absl.setLevel(level)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -148,3 +148,13 @@ def test_the_feature_cache_is_made_on_litert_with_the_apps_numbers(models, tmp_p
     stored = np.asarray(cached[[index[f] for f in files]], np.float32)
     np.testing.assert_allclose(stored, at_use, rtol=1e-2, atol=2e-3)
     assert np.mean(stored == at_use) > 0.99   # the same engine: equal, not merely close
+
+
+def test_a_conversion_prints_nothing(trained_checkpoint, capfd):
+    """A first `make demo` converts the encoder and the greedy loop: Keras lists hundreds of
+    captured tensors on stdout and absl and the C++ converter write to stderr; none of it shows."""
+    model = Captioner.load(trained_checkpoint[0], use_litert=False)
+    capfd.readouterr()
+    assert litert.convert_greedy(model.checkpoint.model) and litert.convert(model.encoder)
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == "", (printed.out[:300], printed.err[:300])
