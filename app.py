@@ -187,7 +187,8 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
 
 def result_panel() -> dict:
     """The right-hand column: the caption and everything shown about it, by PageOutputs field."""
-    text = gr.Textbox(label="Caption", lines=1, elem_id="caption", buttons=["copy"])
+    text = gr.Textbox(label="Caption (double-click a word to see where the model looked)", lines=1,
+                      elem_id="caption", buttons=["copy"])
     note = gr.Markdown(elem_id="note")
     confidence = gr.HighlightedText(label="Confidence per word", show_legend=False,
                                     show_inline_category=True, elem_id="confidence")

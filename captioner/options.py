@@ -39,9 +39,10 @@ class DecodingOptions:
     num_samples: int = knob(1, 1, 10, step=1, only="sample", label="Number of samples",
                             help="samples drawn at once, most likely first")
     max_length: int | None = knob(None, *LIMITS["max_length"], step=1, label="Max caption length (words)",
-                                  help="longest caption (empty: the model's own)")
+                                  help="longest caption, in words (the API's default: the model's own)")
     length_alpha: float = knob(0.7, 0.0, 2.0, step=0.05, only="beam", label="Length normalisation",
-                               help="beam search ranks by log-probability / length ** alpha")
+                               help="beam search ranks captions by log-probability divided by length to this "
+                                    "power (0: no normalisation, longer captions lose)")
 
     @classmethod
     def parse(cls, **values) -> "DecodingOptions":
@@ -61,7 +62,8 @@ class DecodingOptions:
 
 
 def _parse(spec: dataclasses.Field, value):
-    meta, label = spec.metadata, spec.metadata["label"]
+    meta = spec.metadata
+    label = meta["label"].split(" (")[0]                  # "Seed (empty: random)" -> "Seed must be ..."
     if _empty(value):
         if spec.default is None:
             return None
@@ -80,8 +82,12 @@ def _parse(spec: dataclasses.Field, value):
     else:
         parsed = int(number)
     if not meta["low"] <= parsed <= meta["high"]:
-        raise InputError(f"{label} must be between {meta['low']:g} and {meta['high']:g}")
+        raise InputError(f"{label} must be between {_bound(meta['low'])} and {_bound(meta['high'])}")
     return parsed
+
+
+def _bound(value) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"   # 2,147,483,647, not 2.14748e+09
 
 
 def _empty(value) -> bool:
