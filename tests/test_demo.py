@@ -105,10 +105,10 @@ def test_every_word_and_sample_can_be_inspected(page, picture):
                                                                 "value": None}))
     if len(words) > 1:
         assert f"\u201c{words[1]}\u201d" in picked["label"]
-    confidence, selected, overlays, figure, gif, inspected = page.show_sample(
+    caption, confidence, selected, overlays, figure, gif, inspected = page.show_sample(
         shown, gr.SelectData(None, {"index": [2, 1], "value": None}))
     assert inspected.current == 2 and inspected.stamp == shown.stamp and figure is None and gif is None
-    assert "(sample 3)" in confidence["label"]
+    assert "(sample 3)" in confidence["label"] and caption.startswith(shown.captions[2].text)   # the caption box too
     assert [w for w, _ in confidence["value"]] == shown.captions[2].words
     assert page.downloads(inspected)[0] != page.downloads(shown)[0]
 

@@ -68,7 +68,7 @@ class PageOutputs(NamedTuple):
 
     def sample_outputs(self) -> tuple:
         """The outputs a row picked in the captions table changes (`Page.show_sample`), in order."""
-        return self.confidence, self.selected, self.overlays, self.figure_file, self.gif_file, self.shown
+        return self.caption, self.confidence, self.selected, self.overlays, self.figure_file, self.gif_file, self.shown
 
     def downloads(self) -> tuple:
         """The outputs `Page.downloads` fills, in order."""
@@ -229,10 +229,10 @@ class Page:
         if not shown or not isinstance(event.index, (list, tuple)):
             return gr.skip()
         try:
-            best = shown.captions[0]
+            inspected = shown.caption            # what the caption box holds: the row picked last
         except Expired:
             return _expired(gr.skip())
-        return word_view(best, _word_at(best.text, int(event.index[0])))
+        return word_view(inspected, _word_at(inspected.text, int(event.index[0])))
 
     @staticmethod
     def show_sample(shown, event: gr.SelectData) -> tuple:
@@ -245,8 +245,9 @@ class Page:
             return unchanged
         shown = dataclasses.replace(shown, current=int(row))
         try:
-            return PageOutputs.unchanged(**_inspected(shown), figure_file=None, gif_file=None,
-                                         shown=shown).sample_outputs()
+            picked = shown.caption
+            return PageOutputs.unchanged(**_inspected(shown), caption=picked.text + (CUT_MARK if picked.cut else ""),
+                                         figure_file=None, gif_file=None, shown=shown).sample_outputs()
         except Expired:
             return _expired(unchanged)
 
@@ -422,7 +423,7 @@ def _inspected(shown) -> dict:
     """The views of the inspected caption (PageOutputs' confidence, selected and overlays):
     confidence chips, its first word large, every word's overlay."""
     caption, label = shown.caption, shown.labels[shown.current]
-    which = f" ({label})" if len(shown.labels) > 1 else ""
+    which = f" ({label})" if len(shown.labels) > 1 or label != caption.strategy else ""
     chips = [(w, f"{float(p):.2f}") for w, p in zip(caption.words, caption.probs)]
     return {"confidence": gr.update(value=chips, color_map={band: confidence_colour(float(band)) for _, band in chips},
                                     label=f"Confidence per word{which}: its probability (darker, more probable); "
