@@ -73,8 +73,10 @@ new MutationObserver(() => {
     const word = label && label.textContent.trim();
     if (word && tile.getAttribute('aria-label') !== word) tile.setAttribute('aria-label', word);
   });
-  // A new message from the server replaces a refusal made here (below), and shows again.
+  // A new message from the server replaces a refusal made here (below), and shows again; either
+  // is read out by a screen reader as it appears.
   const error = document.querySelector('#error');
+  if (error && error.getAttribute('role') !== 'alert') error.setAttribute('role', 'alert');
   if (error && error.dataset.hiddenText !== undefined && error.dataset.hiddenText !== error.textContent) {
     delete error.dataset.hiddenText;
     showTypeError('');
