@@ -46,8 +46,6 @@ CSS = """
 .dark { --body-text-color-subdued: #b8b8c2; }
 #confidence .token .text, #confidence .token .label { color: #111 !important; }
 #confidence .token { background-color: #eef2f8 !important; }
-#captions td, #captions td span { white-space: normal !important; overflow-wrap: anywhere; }
-#captions table { table-layout: auto !important; width: 100% !important; }
 """
 # Text and buttons of at least 4.5:1 contrast in both themes (Gradio's help text is 1.9:1, its
 # primary button 2.8:1); confidence chips in dark text on their light band colours.
@@ -199,9 +197,9 @@ def result_panel() -> dict:
     gallery = gr.Gallery(label="Where the model looked, word by word (click a word)", buttons=PICTURE_BUTTONS,
                          columns=5, height="auto", allow_preview=False, object_fit="contain",
                          elem_id="words")
-    table = gr.Dataframe(headers=["decoding", "caption", "log-probability"], elem_id="captions",
-                         label="Captions, most likely first (click one to inspect it)",
-                         visible=False, interactive=False)
+    table = gr.Dataframe(headers=["decoding", "caption", "log-prob."], elem_id="captions",
+                         label="Captions, most likely first (click one to inspect it)", wrap=True,
+                         column_widths=["28%", "50%", "22%"], visible=False, interactive=False)
     with gr.Row():
         figure_file = gr.File(label="Attention grid (PNG)", elem_id="figure-file")
         gif_file = gr.File(label="Animation (GIF)", elem_id="gif-file")

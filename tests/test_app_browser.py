@@ -179,7 +179,7 @@ def test_compare_decodings_and_inspect_any_row(browser, page_url):
     page.wait_for_function("() => { const t = document.querySelector('#captions');"
                            " return t && t.offsetParent !== null && t.innerText.includes('greedy'); }", timeout=60_000)
     text = table.inner_text()
-    assert "beam" in text and "sample" in text and "log-probability" in text
+    assert "beam" in text and "sample" in text and "log-prob." in text
     last = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll('#captions [data-testid^=\\'cell-\\']'))"
                          ".map(c => +c.dataset.testid.split('-')[1]))")
     cell = lambda column: table.get_by_test_id(f"cell-{last}-{column}").first

@@ -330,7 +330,7 @@ class Page:
         shown = Shown(self.results, labels)
         self.results.put(shown.stamp, captions)
         best = captions[0]
-        rows = [[label, c.text, round(c.log_prob, 3)] for label, c in zip(shown.labels, captions)]
+        rows = [[label, c.text, round(c.log_prob, 2)] for label, c in zip(shown.labels, captions)]
         return PageOutputs(error=_no_error(), caption=best.text + (CUT_MARK if best.cut else ""),
                            note=caption_note(best), details=details(captions), **_inspected(shown),
                            table=gr.update(value=rows, visible=several), figure_file=None,
