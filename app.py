@@ -155,7 +155,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.Markdown(model_summary(model), elem_id="honest")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UntrustedImage(type="filepath", label="Image", height=320, buttons=PICTURE_BUTTONS,
+                image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
                                        sources=["upload", "webcam", "clipboard"], elem_id="image")
                 error = gr.Markdown(visible=False, elem_id="error")
                 with gr.Row():
