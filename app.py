@@ -39,6 +39,7 @@ CSS = """
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
 #words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
 #words .caption-label { white-space: normal !important; overflow: visible !important; }
+#words .grid-wrap { padding-top: 2.2rem !important; }
 #error, #type-error { border-left: 4px solid #d33; padding-left: 0.6rem; }
 #error[data-hidden-text] { display: none !important; }
 :root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
@@ -66,6 +67,11 @@ new MutationObserver(() => {
   document.querySelectorAll('button.upload-container[aria-label]').forEach(box => box.removeAttribute('aria-label'));
   document.querySelectorAll('#selected .image-container > button:not([aria-label])').forEach(b =>
     b.setAttribute('aria-label', "The selected word's heatmap, full size"));
+  // A download link is named by what it downloads, not "497.7 KB".
+  document.querySelectorAll('#figure-file a[data-testid="download-link"], #gif-file a[data-testid="download-link"]').forEach(link => {
+    const name = 'Download ' + (link.getAttribute('download') || 'the file');
+    if (link.getAttribute('aria-label') !== name) link.setAttribute('aria-label', name);
+  });
   document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
     const label = tile.querySelector('.caption-label');
     const word = label && label.textContent.trim();
@@ -238,13 +244,15 @@ def page_events(page, image, url, url_button, button, compare, examples, options
         event.then(None, js=SHOW_RESULT, api_visibility="private").then(
             page.downloads, shown, list(outputs.downloads()), **private)
 
-    then_downloads(button.click(page.show_caption, [image, *options], list(outputs), **private))
-    then_downloads(compare.click(page.compare, [image, *options], list(outputs), **private))
+    # While a caption is worked on, the previous result stays in view (a small timer, no blank panels).
+    working = dict(show_progress="minimal", **private)
+    then_downloads(button.click(page.show_caption, [image, *options], list(outputs), **working))
+    then_downloads(compare.click(page.compare, [image, *options], list(outputs), **working))
     then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options],
-                         list(outputs), **private))
+                         list(outputs), **working))
     if examples is not None:    # an example is captioned as soon as it is clicked
         then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], list(outputs),
-                                                      **private))
+                                                      **working))
     image.upload(page.check_image, image, [image, outputs.error], **private)
     options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
     for words in (outputs.overlays, outputs.confidence):   # on a phone the large view sits above the tiles

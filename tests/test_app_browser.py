@@ -113,6 +113,8 @@ def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
     old = download_links(page)
     assert len(old) == 2 and old[0].endswith(".png") and old[1].endswith(".gif")
+    page.wait_for_function("() => Array.from(document.querySelectorAll(\"#gif-file a[data-testid='download-link']\"))"
+                           ".every(a => (a.getAttribute('aria-label') || '').startsWith('Download '))", timeout=10_000)
     if TAKE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "desktop.png"), full_page=True)

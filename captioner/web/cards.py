@@ -65,12 +65,13 @@ def _plain_numbers(raw: str) -> str:
 
 
 def model_panel(captioner) -> str:
-    """Markdown for the model panel: checkpoint, encoder, vocabulary, and the model card itself."""
+    """Markdown for the model panel: checkpoint, encoder, vocabulary, and the model card itself (its
+    summary line left out: the page says it under its title)."""
     config = captioner.config
     card = _without_paths(captioner.checkpoint.card).strip() or "_This checkpoint has no model card._"
     card = re.sub(r"^(#{1,4}) ", r"##\1 ", card, flags=re.MULTILINE)   # its headings sit under the panel's
-    return (f"{model_summary(captioner)}\n\n"
-            f"| Model | |\n|---|---|\n| Checkpoint | {captioner.source} |\n"
+    card = SUMMARY_LINE.sub("", card).replace("\n\n\n", "\n\n")   # said once already, under the page's title
+    return (f"| Model | |\n|---|---|\n| Checkpoint | {captioner.source} |\n"
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
             f"| Vocabulary | {len(captioner.vocab)} words |\n"
             f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")
