@@ -134,11 +134,10 @@ class Captioner:
         steps = tf.constant(settings.max_length or self.config.max_length, tf.int32)
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         with self._lock:
-            features = self.features(pictures) if features is None else features
-            warnings = self._warnings(pictures, features)
-            if copies > 1:
-                features = tf.repeat(features, copies, axis=0)              # (B * copies, N, C)
+            encoded = self.features(pictures) if features is None else features
+            features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
+        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its lock
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies])
                     for i, row in enumerate(rows)]
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
