@@ -195,8 +195,7 @@ def warning_section(warning: dict | None) -> str:
     images it should flag and on images it should not."""
     if not warning:
         return ""
-    should = ("blank", "flat colour", "noise", "text", "screenshot", "photo it has no word for")
-    rows = "\n".join(f"| {name} | {'yes' if name in should else 'no'} | {r['warned']} of {r['images']} |"
+    rows = "\n".join(f"| {name} | {'yes' if r['should_warn'] else 'no'} | {r['warned']} of {r['images']} |"
                      for name, r in warning["rates"].items())
     return (f"\nMeasured as a detector (scripts/measure_warning.py): blank, flat and noise images are told "
             f"from their pixels that there is nothing to caption; the rest by the distance, whose threshold "
