@@ -52,7 +52,9 @@ class Captioner:
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
-        self.vocab = checkpoint.vocab
+        # The words captions are read in: the vocabulary, then the names only the copy path says.
+        copy = checkpoint.model.copy
+        self.vocab = checkpoint.vocab if copy is None else Vocabulary(copy.words)
         self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size, litert=use_litert)
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "

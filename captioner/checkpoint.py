@@ -54,7 +54,7 @@ def load_checkpoint(path) -> Checkpoint:
     if len(vocab) != config.model.vocab_size:
         raise CheckpointError(f"{path / VOCAB}: {len(vocab)} words, but {path / CONFIG} says "
                               f"vocab_size={config.model.vocab_size}")
-    model = build_model(config.model)
+    model = build_model(config.model, copy_vocab=vocab)
     _read(path / WEIGHTS, lambda p: _load_weights(model, p))
     card = _read(path / CARD, lambda p: p.read_text(encoding="utf-8")) if (path / CARD).is_file() else ""
     familiarity = _read(path / FAMILIARITY, Familiarity.load) if (path / FAMILIARITY).is_file() else None

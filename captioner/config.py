@@ -16,7 +16,7 @@ CONFIG_VERSION = 2
 # file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
-          "word_prior_scale": (0.0, 100.0),
+          "word_prior_scale": (0.0, 100.0), "copy_weight": (0.0, 1.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
           "length_step": (0, 100)}
@@ -67,6 +67,10 @@ class ModelConfig:
     # either world starts with a noun ("a", "two", "there", "a picture of"), and a loud prior there
     # writes "apple picture of a mango".
     word_prior_first_word: bool = True
+    # The copy path (captioner/copy_path.py, model.CopyPath): this share of the decoder's noun mass
+    # goes to the everyday names of the classes the step attends to, so it can name what no training
+    # caption did. 0 = off (the decoder says only its vocabulary's words). Needs imagenet_words.
+    copy_weight: float = 0.0
 
 
 @dataclass

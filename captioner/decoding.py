@@ -110,7 +110,7 @@ def beam_step(model, tokens, hidden, projected, keys, scores, lengths, history, 
     """One step (the t-th word) of K beams -> the K best continuations: words, parent beams, reordered
     hidden state, scores, lengths, words so far (history) and the attention of the step that chose
     each word, all (K, ...)."""
-    k, vocab = tf.shape(tokens)[0], model.config.vocab_size
+    k, vocab = tf.shape(tokens)[0], model.output_size
     log_probs, (hidden, _, _), attention = _log_probs(model, tokens, (hidden, projected, keys), history, t)
     pad_only = tf.constant([[0.0] + [NEG_INF] * (vocab - 1)])                 # (1, V): PAD is id 0
     log_probs = tf.where(_finished(tokens)[:, None], pad_only, log_probs)      # (K, V)

@@ -152,7 +152,9 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
     except OSError as error:   # installed without sources: no key that could tell a changed step
         log.warning("LiteRT greedy unavailable, using TensorFlow: %s", error)
         return None
-    return _cached("greedy", f"{_file_digest(weights_file)}|{config}|{code}", lambda: convert_greedy(model),
+    # The copy path's tables come from the class table, not code: their words are part of the key.
+    tables = hashlib.sha256("|".join(model.copy.words).encode()).hexdigest()[:16] if model.copy is not None else ""
+    return _cached("greedy", f"{_file_digest(weights_file)}|{config}|{code}|{tables}", lambda: convert_greedy(model),
                    lambda path: LiteRTGreedy(path, threads))
 
 

@@ -89,6 +89,43 @@ class WordPrior(keras.layers.Layer):
         return self.config.word_prior_scale * tf.nn.softplus(self.gate(deep)) * mass
 
 
+class CopyPath:
+    """The pointer-generator mixture of captioner/copy_path.py (`copy_weight`): the decoder's noun
+    mass, shared between its own nouns and the attended classes' names, some of which only this
+    path can say. No weights (so not a Keras layer, and checkpoints are as before): constants made
+    from the vocabulary and the class table."""
+
+    def __init__(self, config: ModelConfig, tables):
+        self.share = config.copy_weight
+        self.words = tables.words
+        self.extra = len(tables.words) - config.vocab_size
+        self.names = tf.constant(tables.singular + tables.plural)                   # (K, V')
+        self.by_number = tf.constant(tf.concat([tables.singular, tables.plural], axis=1))   # (K, 2V')
+        self.nouns = tf.constant([tables.noun_singular, tables.noun_plural])       # (2, V)
+        self.fed_back_as = tf.constant(tables.fed_back_as)                         # (V',)
+        self.mid_noun = tf.constant(tables.mid_noun)                               # (V',)
+
+    def spend(self, spent, tokens):
+        """The classes whose name is the word just said speak no more, (B, K)."""
+        return tf.maximum(spent, tf.transpose(tf.gather(self.names, tokens, axis=1)))
+
+    def __call__(self, logits, class_logits, spent=None, tokens=None):
+        """logits (B, V), the head on the attended cells (B, K), the words just said (B,) ->
+        log-probabilities (B, V')."""
+        probs = tf.nn.softmax(logits, axis=-1)                                      # (B, V)
+        classes = tf.nn.softmax(class_logits, axis=-1)
+        if spent is not None:
+            classes *= 1.0 - spent                                                  # (B, K)
+        nouns = probs[:, None, :] * self.nouns[None]                               # (B, 2, V)
+        mass = tf.reduce_sum(nouns, axis=-1)                                        # (B, 2): singular, plural
+        named = tf.reshape(tf.matmul(classes, self.by_number), [-1, 2, tf.shape(self.names)[1]])   # (B, 2, V')
+        share = self.share if tokens is None else self.share * (1.0 - tf.gather(self.mid_noun, tokens))[:, None]
+        copied = share * tf.einsum("bn,bnw->bw", mass, named)                      # (B, V')
+        given = share * tf.reduce_sum(classes, -1, keepdims=True) * tf.reduce_sum(nouns, axis=1)
+        mixed = tf.pad(probs - given, [[0, 0], [0, self.extra]]) + copied
+        return tf.math.log(tf.maximum(mixed, 1e-30))
+
+
 class ShowAttendTell(keras.Model):
     """Projection of frozen CNN features, gated Bahdanau attention, a GRU decoder with a deep output.
 
@@ -104,6 +141,8 @@ class ShowAttendTell(keras.Model):
             raise ValueError("imagenet_words needs imagenet_head = \"softmax\"")
         if config.word_prior_once and not config.imagenet_words:
             raise ValueError("word_prior_once needs imagenet_words")
+        if config.copy_weight > 0 and not config.imagenet_words:
+            raise ValueError("copy_weight needs imagenet_words")
         self.projection = keras.layers.Dense(config.embedding_dim, activation="relu", name="projection")
         self.init_hidden = keras.layers.Dense(config.units, activation="tanh", name="init_hidden")
         self.attention = BahdanauAttention(config.units, name="attention")
@@ -117,6 +156,12 @@ class ShowAttendTell(keras.Model):
             self.imagenet_fc = keras.layers.Dense(IMAGENET_CLASSES, name="imagenet_fc", trainable=False)
             self.imagenet_embed = keras.layers.Dense(config.embedding_dim, activation="relu", name="imagenet_embed")
         self.word_prior = WordPrior(config, name="word_prior") if config.imagenet_words else None
+        self.copy = None   # a CopyPath, attached by build_model where config.copy_weight > 0
+
+    @property
+    def output_size(self) -> int:
+        """The words a step can say: the vocabulary's, and the copy path's new ones."""
+        return self.config.vocab_size + (self.copy.extra if self.copy is not None else 0)
 
     def split_state(self, state):
         """(B, U [+ E] [+ K]) -> GRU state (B, U), ImageNet evidence (B, E) or None, spent (B, K) or None."""
@@ -148,8 +193,13 @@ class ShowAttendTell(keras.Model):
     def step(self, tokens, state, projected, keys, training=False):
         """One decoder step: previous word ids (B,) -> logits (B, V), new state, attention (B, N)."""
         hidden, evidence, spent = self.split_state(state)
+        said = tokens
+        if self.copy is not None:   # a word only the copy path says is read as a noun the decoder knows
+            tokens = tf.gather(self.copy.fed_back_as, said)
         if spent is not None:   # the classes that named a word already said, the last word included
             spent = self.word_prior.spend(spent, tokens)
+            if self.copy is not None:
+                spent = self.copy.spend(spent, said)
         units = self.config.units
         context, weights = self.attention(projected, keys[..., :units], hidden)   # (B, E), (B, N)
         context = self.gate(hidden) * context
@@ -167,6 +217,8 @@ class ShowAttendTell(keras.Model):
             # the attended mix of the cells' logits: one head a step, not one per cell.
             attended = self.imagenet_fc(tf.einsum("bn,bnc->bc", weights, keys[..., units:]))   # (B, K)
             logits += self.word_prior(deep, attended, tokens, spent)
+            if self.copy is not None:
+                logits = self.copy(logits, attended, spent, said)                  # (B, V'): log-probabilities
         return logits, self.join_state(hidden, evidence, spent), weights
 
     def call(self, inputs, training=False):
@@ -203,12 +255,16 @@ class ShowAttendTell(keras.Model):
         self.built = True
 
 
-def build_model(config: ModelConfig, head_weights=None, vocab=None) -> ShowAttendTell:
+def build_model(config: ModelConfig, head_weights=None, vocab=None, copy_vocab=None) -> ShowAttendTell:
     """`head_weights`: where the ImageNet head comes from when the config uses it ("default": the
     shipped Lite0 file; None: leave it for the checkpoint's weights to fill). `vocab`: with
-    imagenet_words, the vocabulary the class -> word map is made for (None: the checkpoint's)."""
+    imagenet_words, the vocabulary the class -> word map is made for (None: the checkpoint's).
+    `copy_vocab` (or `vocab`): with copy_weight, the vocabulary the copy path's tables extend."""
     model = ShowAttendTell(config, name="show_attend_tell")
     model.build()
+    if config.copy_weight > 0 and (copy_vocab or vocab) is not None:
+        from .copy_path import copy_tables_for
+        model.copy = CopyPath(config, copy_tables_for(tuple((copy_vocab or vocab).words)))
     if model.uses_imagenet and head_weights is not None:
         load_imagenet_head(model, head_weights)
     if model.word_prior is not None and vocab is not None:

@@ -1,0 +1,109 @@
+"""The copy path's tables: how the encoder's ImageNet classes reach words the captions never taught.
+
+The decoder learns its words from the worlds' captions (441 of them for the default model), but the
+encoder's classifier knows 1000 things. `ModelConfig.copy_weight` mixes, at each step, the decoder's
+own distribution with a copy distribution read from the classifier on the cells the step attends
+to (a pointer-generator, See et al. 2017, whose pointer points at classes instead of source words):
+
+    P(w) = P_dec(w) (1 - lambda Q [w a noun]) + lambda (M_sing q . name_sing(w) + M_plur q . name_plur(w))
+
+q (B, K): the attended classes' probabilities, less those already said (`word_prior_once`); Q = sum q;
+M_sing, M_plur: the decoder's own mass on singular and plural nouns at this step. The decoder still
+decides *when* a noun comes and whether one or several; the classes help decide *which*, and may name
+it with a word the vocabulary lacks (captioner/class_names.py's everyday names: "cheetah", "crab").
+
+This module builds the constant tables that formula reads, from the vocabulary and the class table:
+the output words (the vocabulary, then the names it lacks), the class -> word maps, which vocabulary
+tokens start a singular or a plural noun, and the vocabulary token each new word is fed back as (the
+embedding has no row for a word it never saw).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .class_names import class_names
+
+
+@dataclass(frozen=True)
+class CopyTables:
+    words: tuple[str, ...]    # V' output words: the vocabulary's V, then the class names it lacks
+    singular: np.ndarray      # (K, V') 1 where class k's singular name is output word w
+    plural: np.ndarray        # (K, V')
+    noun_singular: np.ndarray  # (V,) 1 for a token that starts a singular noun of the worlds
+    noun_plural: np.ndarray    # (V,) 1 for a token that starts a plural one (and no singular)
+    fed_back_as: np.ndarray   # (V',) int32: the vocabulary token the next step's input reads
+    mid_noun: np.ndarray      # (V',) 1 for a word after which the next is no noun of its own
+
+    @property
+    def new_words(self) -> tuple[str, ...]:
+        return self.words[len(self.noun_singular):]
+
+
+def _target(form: str, index: dict, world_forms: set, new: dict, words: list) -> int:
+    """The output token that says `form`: a world noun the vocabulary spells starts at its first word
+    (the decoder says the rest); any other name is one new token, spaces and all ("frying pan")."""
+    if form in index:
+        return index[form]
+    if form in world_forms and all(w in index for w in form.split()):
+        return index[form.split()[0]]
+    if form not in new:
+        new[form] = len(words)
+        words.append(form)
+    return new[form]
+
+
+def build_copy_tables(vocab) -> CopyTables:
+    from .word_map import world_nouns
+    pairs = world_nouns()
+    index = {w: i for i, w in enumerate(vocab.words)}
+    size = len(vocab.words)
+    noun_singular, noun_plural = np.zeros(size, np.float32), np.zeros(size, np.float32)
+    for noun, plural in pairs:
+        for form, mask in ((noun, noun_singular), (plural, noun_plural)):
+            if all(w in index for w in form.split()):
+                mask[index[form.split()[0]]] = 1.0
+    noun_plural *= 1.0 - noun_singular          # "fish", "sheep": counted once, as singular
+    world_forms = {form for pair in pairs for form in pair}
+    words, new = list(vocab.words), {}
+    targets = [(_target(row.name, index, world_forms, new, words), _target(row.plural, index, world_forms, new, words))
+               for row in class_names()]
+    singular = np.zeros((len(targets), len(words)), np.float32)
+    plural = np.zeros_like(singular)
+    for k, (one, many) in enumerate(targets):
+        singular[k, one], plural[k, many] = 1.0, 1.0
+    fed_back_as = np.arange(len(words), dtype=np.int32)
+    fed_back_as[size:] = _stand_ins(vocab, singular, plural, noun_singular, noun_plural)
+    # After "of" ("a pair of pliers": a name there writes "a pair of maypole") or a noun's first word
+    # ("hot" dog, "teddy" bear) the next word finishes a noun: no slot for a name.
+    mid_noun = np.zeros(len(words), np.float32)
+    for word in ["of"] + [form.split()[0] for form in world_forms if " " in form]:
+        if word in index:
+            mid_noun[index[word]] = 1.0
+    return CopyTables(tuple(words), singular, plural, noun_singular, noun_plural, fed_back_as, mid_noun)
+
+
+def _stand_ins(vocab, singular, plural, noun_singular, noun_plural) -> np.ndarray:
+    """For each new word, the vocabulary noun of its number that its classes name most often (WordNet:
+    "cheetah" -> "cat"), else the commonest noun of that number: what the step after it reads, so the
+    decoder goes on as after a word it knows."""
+    from .word_map import word_map
+    size = len(vocab.words)
+    known = word_map(vocab)                                        # (K, V)
+    stand_ins = []
+    for w in range(size, singular.shape[1]):
+        many = plural[:, w].any() and not singular[:, w].any()
+        mask = noun_plural if many else noun_singular
+        votes = ((plural if many else singular)[:, w] @ known) * mask   # (V,)
+        fallback = (known.sum(0) * mask).argmax()
+        stand_ins.append(int(votes.argmax()) if votes.max() > 0 else int(fallback))
+    return np.asarray(stand_ins, np.int32)
+
+
+@lru_cache(maxsize=4)
+def copy_tables_for(words: tuple[str, ...]) -> CopyTables:
+    """Cached per vocabulary: loading the same checkpoint twice builds the tables once."""
+    from .vocab import Vocabulary
+    return build_copy_tables(Vocabulary(words))
