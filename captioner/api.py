@@ -16,6 +16,9 @@ from .decoding import Searches
 from .familiarity import UNFAMILIAR, content_warning
 from .options import MAX_SEED, STRATEGIES, DecodingOptions
 from .sandbox import POOL, load_untrusted_image
+from .calibrate import scaled_confidence
+from .class_names import class_names
+from .photo_figures import noun_steps
 from .vocab import Vocabulary, agree_articles
 
 COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
@@ -34,12 +37,17 @@ class Caption:
     cut: bool = False                  # stopped by the length limit before the model said <end>
     unfamiliar: bool | None = None     # the image is unlike the training data (None: not measured)
     warning: str | None = None         # why the caption is likely wrong (familiarity.py), if it is
+    # Per word: for a noun, the ImageNet class the encoder sees in the cells that word's step attended
+    # to and its probability ("cheetah", 0.83): why the model could say it; None for other words.
+    imagenet: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"caption": self.text, "words": self.words,
                 "probs": [round(float(p), 4) for p in self.probs],
                 "log_prob": round(self.log_prob, 4), "strategy": self.strategy, "seed": self.seed,
-                "cut": self.cut, "unlike_training_data": self.unfamiliar, "warning": self.warning}
+                "cut": self.cut, "unlike_training_data": self.unfamiliar, "warning": self.warning,
+                "imagenet": [None if seen is None else {"class": seen[0], "probability": round(seen[1], 4)}
+                             for seen in self.imagenet]}
 
 
 class Captioner:
@@ -139,8 +147,9 @@ class Captioner:
             encoded = self.features(pictures) if features is None else features
             features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
             rows = self._search(features, settings, steps, seed)
+            behind = self._classes_behind(features, rows)
         warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its lock
-        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies])
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies], behind[i])
                     for i, row in enumerate(rows)]
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
 
@@ -159,6 +168,18 @@ class Captioner:
             outputs = self.searches.greedy(features, steps)
         return list(zip(*(x.numpy() for x in outputs)))
 
+    def _classes_behind(self, features, rows) -> list:
+        """Per caption, per step: the top ImageNet class of the cells the step attended to and its
+        probability (the head is linear: the head on the attended mix of cells, as the step used it)."""
+        model = self.checkpoint.model
+        if not model.uses_imagenet:
+            return [None] * len(rows)
+        behind = []
+        for cells, (_, _, attention, _) in zip(np.asarray(features), rows):
+            classes = tf.nn.softmax(model.imagenet_fc(np.asarray(attention) @ cells), axis=-1).numpy()   # (T, K)
+            behind.append([(class_names()[k].imagenet, float(classes[t, k])) for t, k in enumerate(classes.argmax(-1))])
+        return behind
+
     def _warnings(self, pictures, features) -> list:
         """Per image: why its caption is likely wrong (nothing in it, or unlike the training data:
         familiarity.py), None if nothing says so; False where the checkpoint cannot measure it."""
@@ -166,14 +187,28 @@ class Captioner:
         far = stats.unfamiliar(np.asarray(features)) if stats is not None else [None] * len(pictures)
         return [content_warning(picture) or (UNFAMILIAR if flag else flag) for picture, flag in zip(pictures, far)]
 
-    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None) -> Caption:
+    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, behind=None) -> Caption:
         words = agree_articles(self.vocab.decode(ids))
+        nouns = {step for step, _ in noun_steps(words)}
+        imagenet = [behind[step] if behind and step in nouns else None for step in range(len(words))]
         grid = self.config.grid_size
-        return Caption(text=" ".join(words), words=words, probs=np.asarray(probs[:len(words)], np.float32),
+        return Caption(text=" ".join(words), words=words, probs=self._shown(words, probs[:len(words)]),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
                        cut=Vocabulary.end_id not in np.asarray(ids).tolist(),
-                       unfamiliar=None if warning is None else bool(warning), warning=warning or None)
+                       unfamiliar=None if warning is None else bool(warning), warning=warning or None,
+                       imagenet=imagenet)
+
+
+    def _shown(self, words, probs) -> np.ndarray:
+        """The per-word confidences a caption shows: the decoder's probabilities, with each noun's
+        calibrated (ModelConfig.noun_confidence_slope/_bias) where the checkpoint was."""
+        shown = np.array(probs, np.float32)
+        slope, bias = self.config.noun_confidence_slope, self.config.noun_confidence_bias
+        if (slope, bias) != (1.0, 0.0):
+            for step, _ in noun_steps(words):
+                shown[step] = scaled_confidence(shown[step], slope, bias)
+        return shown
 
 
 def _pick_seed(seed) -> int:

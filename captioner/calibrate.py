@@ -11,6 +11,7 @@ real-photo figures on the other photos too, which no choice has seen.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -35,9 +36,65 @@ def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, phot
     results = {scale: measure_scale(run, config, scale, scenes, photos, photos_dir) for scale in candidates}
     chosen = choose_scale(results, trained, calibration.emoji_floor)
     config["model"]["word_prior_scale"] = chosen
+    copy = choose_copy_weight(run, config, calibration, scenes, photos, photos_dir)
+    confidence = fit_noun_confidence(run, config, photos, photos_dir)
     (run / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return {"trained": trained, "scale": chosen, "photos": len(photos),
-            "candidates": {f"{k:g}": v for k, v in results.items()}}
+            "candidates": {f"{k:g}": v for k, v in results.items()}, "copy": copy, "confidence": confidence}
+
+
+def choose_copy_weight(run: Path, config: dict, calibration, scenes: Path, photos: list, photos_dir) -> dict:
+    """The copy path's share (model.CopyPath) among the recipe's candidates, by the scale's rule:
+    most main subjects named on the calibration photos, emoji recall at or above the floor, no more
+    broken captions than without the copy path; ties go to the smaller share. Written into `config`."""
+    candidates = sorted(set(calibration.copy_weights) | {0.0})
+    results = {w: measure_scale(run, config, config["model"]["word_prior_scale"], scenes, photos, photos_dir,
+                                copy_weight=w) for w in candidates}
+    chosen = choose_scale(results, 0.0, calibration.emoji_floor)
+    config["model"]["copy_weight"] = chosen
+    return {"weight": chosen, "candidates": {f"{k:g}": v for k, v in results.items()}}
+
+
+def fit_noun_confidence(run: Path, config: dict, photos: list, photos_dir) -> dict:
+    """Platt scaling (p -> sigmoid(a logit p + b)) of the probability shown for each named noun,
+    fitted on the calibration photos against whether the noun is in the photo; written into
+    `config` as noun_confidence_slope and _bias, with the expected calibration error before and after."""
+    from .photo_figures import expected_calibration_error, noun_confidences
+    from .subjects import caption_photos
+    with _decoding(run, config) as model:
+        results = caption_photos(model, photos, photos_dir, objects=True)
+    pairs = [pair for photo in photos if photo["file"] in results for pair in noun_confidences(results[photo["file"]], photo)]
+    slope, bias = platt(pairs) if len(pairs) >= 10 else (1.0, 0.0)
+    config["model"].update(noun_confidence_slope=slope, noun_confidence_bias=bias)
+    after = [(float(scaled_confidence(p, slope, bias)), ok) for p, ok in pairs]
+    return {"slope": slope, "bias": bias, "nouns": len(pairs),
+            "ece_before": expected_calibration_error(pairs), "ece_after": expected_calibration_error(after)}
+
+
+def platt(pairs, steps: int = 100) -> tuple[float, float]:
+    """Fit a, b of sigmoid(a logit(p) + b) to (p, correct) pairs: Newton's method on the log-loss,
+    each step halved until the loss falls (a full step can overshoot from a = 1, b = 0)."""
+    import numpy as np
+    p = np.clip(np.array([q for q, _ in pairs], float), 1e-6, 1 - 1e-6)
+    design = np.stack([np.log(p / (1 - p)), np.ones(len(p))], 1)
+    y, w = np.array([c for _, c in pairs], float), np.array([1.0, 0.0])
+    ridge = 1e-3 * np.eye(2)   # few nouns: keep the fit finite where they separate
+    loss = lambda w: float(np.sum(np.logaddexp(0, design @ w) - y * (design @ w)) + 0.5e-3 * w @ w)
+    for _ in range(steps):
+        fit = 1 / (1 + np.exp(-np.clip(design @ w, -50, 50)))
+        hessian = design.T @ (design * (fit * (1 - fit))[:, None]) + ridge
+        step, size = np.linalg.solve(hessian, design.T @ (fit - y) + ridge @ w), 1.0
+        while loss(w - size * step) > loss(w) and size > 1e-4:
+            size /= 2
+        w = w - size * step
+    return round(float(w[0]), 4), round(float(w[1]), 4)
+
+
+def scaled_confidence(p, slope: float, bias: float):
+    """The calibrated confidence of a noun the model gave probability p (numpy or float)."""
+    import numpy as np
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return 1 / (1 + np.exp(-(slope * np.log(p / (1 - p)) + bias)))
 
 
 def choose_scale(results: dict, trained: float, emoji_floor: float) -> float:
@@ -46,18 +103,24 @@ def choose_scale(results: dict, trained: float, emoji_floor: float) -> float:
     return max((s for s in results if fit(s) or s == trained), key=lambda s: (results[s]["photo_recall"], -s))
 
 
-def measure_scale(run: Path, config: dict, scale: float, scenes: Path, photos: list, photos_dir) -> dict:
-    """The run's captions at one scale: emoji recall on the calibration scenes, main subjects named
-    on the calibration photos, and how many of those captions break."""
+@contextlib.contextmanager
+def _decoding(run: Path, config: dict, **model_fields):
+    """The run's weights and vocabulary decoded with `config` (and these model fields changed)."""
     from .api import Captioner
-    from .evaluate import evaluate
-    from .caption_checks import broken_caption, world_forms
-    from .subjects import caption_photos, main_subject_recall
     with tempfile.TemporaryDirectory() as folder:
         for name in (VOCAB, WEIGHTS):
             (Path(folder) / name).symlink_to((run / name).resolve())
-        (Path(folder) / CONFIG).write_text(json.dumps({**config, "model": {**config["model"], "word_prior_scale": scale}}))
-        model = Captioner.load(folder, use_litert=False)
+        (Path(folder) / CONFIG).write_text(json.dumps({**config, "model": {**config["model"], **model_fields}}))
+        yield Captioner.load(folder, use_litert=False)
+
+
+def measure_scale(run: Path, config: dict, scale: float, scenes: Path, photos: list, photos_dir, **fields) -> dict:
+    """The run's captions at one scale (and other model fields): emoji recall on the calibration
+    scenes, main subjects named on the calibration photos, and how many of those captions break."""
+    from .evaluate import evaluate
+    from .caption_checks import broken_caption, world_forms
+    from .subjects import caption_photos, main_subject_recall
+    with _decoding(run, config, word_prior_scale=scale, **fields) as model:
         emoji = evaluate(model, scenes / "captions.json", scenes / "images", scenes / "instances.json",
                          progress=False)["object_recall"]
         captions = caption_photos(model, photos, photos_dir)
@@ -65,5 +128,5 @@ def measure_scale(run: Path, config: dict, scale: float, scenes: Path, photos: l
     forms = world_forms()
     result = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall_in_vocabulary"],
               "broken": sum(broken_caption(text, forms) for text in captions.values())}
-    print(f"[calibrate] word prior scale {scale:g}: {result}", flush=True)
+    print(f"[calibrate] word prior scale {scale:g} {fields or ''}: {result}", flush=True)
     return result

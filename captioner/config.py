@@ -17,6 +17,7 @@ CONFIG_VERSION = 2
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
           "word_prior_scale": (0.0, 100.0), "copy_weight": (0.0, 1.0),
+          "noun_confidence_slope": (0.0, 10.0), "noun_confidence_bias": (-10.0, 10.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
           "length_step": (0, 100)}
@@ -71,6 +72,11 @@ class ModelConfig:
     # goes to the everyday names of the classes the step attends to, so it can name what no training
     # caption did. 0 = off (the decoder says only its vocabulary's words). Needs imagenet_words.
     copy_weight: float = 0.0
+    # The confidence shown for a noun is sigmoid(slope x logit(p) + bias) of the probability p the
+    # decoder gave it: Platt scaling fitted after training on real photos (calibrate.fit_noun_confidence)
+    # so that "0.8" means the noun is in the photo about 8 times in 10. 1 and 0: p itself.
+    noun_confidence_slope: float = 1.0
+    noun_confidence_bias: float = 0.0
 
 
 @dataclass

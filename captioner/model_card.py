@@ -116,9 +116,26 @@ def _validation_rows(v: dict, floors: dict) -> str:
              bar("not_calibrated_main_subject_recall_in_vocabulary")),
             (f"main_subject_recall, photos the calibration never saw ({v.get('not_calibrated_photos', 0)} photos)",
              v.get("not_calibrated_main_subject_recall"), "")]
+    rows += _beyond_the_subject_rows(v, bar)
     lines = [f"| {name} | {value or 0:.3f} | {bar} |" for name, value, bar in rows]
     broken = f"{len(v.get('broken_captions', []))} of {v.get('photos', 0)}"
     return "\n".join(lines + [f"| captions that break (a noun first or twice, or four words twice) | {broken} | |"])
+
+
+def _beyond_the_subject_rows(v: dict, bar) -> list[tuple]:
+    """CHAIR, settings, noun confidence and pointing (captioner/photo_figures.py), each over every
+    photo and over the photos the calibration never saw."""
+    rows = []
+    for key, name in (("chair_s", "CHAIR-s: captions naming an object not in the photo"),
+                      ("chair_i", "CHAIR-i: named objects not in the photo"),
+                      ("setting_precision", "setting precision (settings named that are right)"),
+                      ("setting_recall", "setting recall (photos with a clear setting, named)"),
+                      ("noun_ece", "expected calibration error of noun confidences"),
+                      ("pointing_game", "pointing game on the main subject's box")):
+        for prefix, where in (("", "all photos"), ("not_calibrated_", "photos the calibration never saw")):
+            if v.get(prefix + key) is not None:
+                rows.append((f"{name} ({where})", v[prefix + key], bar(prefix + key)))
+    return rows
 
 
 def nameable(words) -> dict[str, list[str]]:
@@ -160,7 +177,24 @@ def calibration_text(calibration: dict, model, recipe: dict) -> str:
             f"name the most photos' subjects while emoji recall stays at or above {chosen['emoji_floor']} and no "
             f"more of their captions break (a noun first or twice, or four words twice) than at the trained scale. "
             f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are also "
-            f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.")
+            f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.{copy_text(calibration)}")
+
+
+def copy_text(calibration: dict) -> str:
+    copy, confidence = calibration.get("copy"), calibration.get("confidence")
+    if not copy:
+        return ""
+    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}, {v['broken']} broken"
+                     for k, v in copy["candidates"].items())
+    text = (f"\n\nThe copy path (`copy_weight`, captioner/copy_path.py: a share of each step's noun mass goes to the "
+            f"everyday names of the ImageNet classes the step attends to, including names no training caption has) "
+            f"decodes with **{copy['weight']:g}**, chosen on the same photos by the same rule. Per share: {rows}.")
+    if confidence:
+        text += (f" The confidence shown for each noun is Platt-scaled (slope {confidence['slope']:g}, bias "
+                 f"{confidence['bias']:g}), fitted on the {confidence['nouns']} nouns those photos' captions name: "
+                 f"expected calibration error {confidence['ece_before']} before, {confidence['ece_after']} after "
+                 f"on them (other photos: in the table below).")
+    return text
 
 
 def by_head_line(groups: dict) -> str:

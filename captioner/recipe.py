@@ -35,6 +35,7 @@ class Calibration:
     images: int
     multiples: tuple[float, ...]
     emoji_floor: float
+    copy_weights: tuple[float, ...] = (0.0,)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def load_recipe(path=DEFAULT) -> Recipe:
         return Recipe(path=path, data=_table(Data, tables, "data"),
                       model=build_section(ModelConfig, tables.get("model", {})),
                       train=build_section(TrainConfig, tables.get("train", {})),
-                      calibration=_table(Calibration, tables, "calibration", multiples=tuple),
+                      calibration=_table(Calibration, tables, "calibration", multiples=tuple, copy_weights=tuple),
                       floors=tables.get("floors", {}), examples=_table(Examples, tables, "examples", photos=tuple))
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from error

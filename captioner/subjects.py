@@ -72,8 +72,10 @@ def main_subject_recall(captions: dict[str, str], labels: list[dict], vocabulary
     return figures
 
 
-def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 16, **decoding) -> dict[str, str]:
-    """{file: caption} for every labelled photo found under photos_dir (missing ones are skipped)."""
+def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 16, objects: bool = False,
+                   **decoding) -> dict:
+    """{file: caption text} (objects: {file: api.Caption}) for every labelled photo found under
+    photos_dir (missing ones are skipped)."""
     files = [photo["file"] for photo in labels if (Path(photos_dir) / photo["file"]).is_file()]
     if not files:
         raise FileNotFoundError(f"none of the labelled photos is under {photos_dir} "
@@ -82,7 +84,7 @@ def caption_photos(captioner, labels: list[dict], photos_dir, batch_size: int = 
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         for file, result in zip(chunk, captioner.caption_batch([Path(photos_dir) / f for f in chunk], **decoding)):
-            captions[file] = result.text
+            captions[file] = result if objects else result.text
     return captions
 
 
@@ -94,11 +96,16 @@ def evaluate_photos(captioner, labels_file, photos_dir, captions_out=None,
     captions = caption_photos(captioner, labels, photos_dir, **options)
     figures = main_subject_recall(captions, labels, captioner.vocab.words)
     if captions_out:
-        Path(captions_out).parent.mkdir(parents=True, exist_ok=True)
-        with open(captions_out, "w") as handle:
-            for photo in labels:
-                if photo["file"] in captions:
-                    handle.write(json.dumps({"file": photo["file"], "caption": captions[photo["file"]],
-                                             "nouns": photo["nouns"],
-                                             "named": names_subject(captions[photo["file"]], photo["nouns"])}) + "\n")
+        write_captions(captions_out, captions, labels)
     return figures, captions
+
+
+def write_captions(path, captions: dict[str, str], labels: list[dict]) -> None:
+    """One JSON line per captioned photo: {"file", "caption", "nouns", "named"}."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for photo in labels:
+            if photo["file"] in captions:
+                handle.write(json.dumps({"file": photo["file"], "caption": captions[photo["file"]],
+                                         "nouns": photo["nouns"],
+                                         "named": names_subject(captions[photo["file"]], photo["nouns"])}) + "\n")

@@ -63,18 +63,27 @@ class Stages:
 
     def render(self) -> None:
         from captioner.worlds import merge_datasets, render
-        from captioner.worlds.emoji import HELDOUT_FAMILY
         d, w = self.recipe.data, self.recipe.data.workers
         render("emoji", self.work / "scenes", d.emoji_images, d.train_seed, workers=w)
         render("photos", self.work / "photos", d.photo_images, d.train_seed, workers=w, split="train")
-        render("emoji", self.heldout("emoji"), d.heldout_images, d.heldout_seed, workers=w)
-        render("emoji", self.heldout("texture"), d.heldout_images, d.texture_seed, workers=w, families=(HELDOUT_FAMILY,))
-        render("photos", self.heldout("photos"), d.heldout_images, d.heldout_seed, workers=w, split="heldout")
+        self.render_heldout()
         # The feature cache is keyed by file name, and an earlier recipe's scenes had the same names
         # with other pixels: from nothing means from nothing.
         for stale in (self.train_dir, self.work / "features"):
             shutil.rmtree(stale, ignore_errors=True)
         merge_datasets(self.train_dir, [self.work / "scenes", self.work / "photos"])
+
+    def render_heldout(self) -> None:
+        """The held-out sets, the figures' ground: from their own seeds, so a `--finish-only` run that
+        lacks them renders the very same scenes again."""
+        from captioner.worlds import render
+        from captioner.worlds.emoji import HELDOUT_FAMILY
+        d, w = self.recipe.data, self.recipe.data.workers
+        for name, world, seed, extra in (("emoji", "emoji", d.heldout_seed, {}),
+                                         ("texture", "emoji", d.texture_seed, {"families": (HELDOUT_FAMILY,)}),
+                                         ("photos", "photos", d.heldout_seed, {"split": "heldout"})):
+            if not (self.heldout(name) / "captions.json").is_file():
+                render(world, self.heldout(name), d.heldout_images, seed, workers=w, **extra)
 
     def train(self) -> dict:
         import dataclasses
@@ -89,6 +98,7 @@ class Stages:
     def finish(self) -> None:
         """Calibrate, evaluate, fit, write the card and ship: everything after training."""
         from captioner.api import Captioner
+        self.render_heldout()
         record = {"calibration": self.timed("calibrate_word_prior", self.calibrate)}
         captioner = Captioner.load(self.run)
         record.update(self.evaluate(captioner))
@@ -120,15 +130,20 @@ class Stages:
         return record
 
     def validate(self, captioner) -> dict:
-        """main_subject_recall on the hand-labelled real photos, also over those the calibration never
-        saw, and the captions that break; per-photo captions to RUN/validation_captions.jsonl."""
+        """On the hand-labelled real photos: main subjects named, objects invented (CHAIR), settings,
+        noun confidence and pointing (photo_figures.py), over every photo and over those the
+        calibration never saw; broken captions; per-photo captions to RUN/validation_captions.jsonl."""
         from captioner.caption_checks import broken_caption, world_forms
-        from captioner.subjects import evaluate_photos, load_labels, main_subject_recall
-        figures, captions = evaluate_photos(captioner, self.args.labels, self.validation_photos(),
-                                            captions_out=self.run / "validation_captions.jsonl")
+        from captioner.photo_figures import photo_figures
+        from captioner.subjects import caption_photos, load_labels, main_subject_recall, write_captions
+        labels = load_labels(self.args.labels)
+        results = caption_photos(captioner, labels, self.validation_photos(), objects=True)
+        captions = {file: result.text for file, result in results.items()}
+        write_captions(self.run / "validation_captions.jsonl", captions, labels)
         source = self.recipe.calibration.source + "/"
-        unseen = [p for p in load_labels(self.args.labels) if not p["file"].startswith(source)]
-        aside = main_subject_recall(captions, unseen, captioner.vocab.words)
+        unseen = [p for p in labels if not p["file"].startswith(source)]
+        figures = {**main_subject_recall(captions, labels, captioner.vocab.words), **photo_figures(results, labels)}
+        aside = {**main_subject_recall(captions, unseen, captioner.vocab.words), **photo_figures(results, unseen)}
         forms = world_forms()
         broken = sorted(file for file, text in captions.items() if broken_caption(text, forms))
         return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}, "broken_captions": broken}
@@ -179,15 +194,19 @@ def recipe_name(path: Path) -> str:
 
 def rendered(work: Path) -> dict:
     """What the run in `work` was trained on, read from its renders rather than today's recipe, so a
-    `--finish-only` card describes the run it finishes."""
+    `--finish-only` card describes the run it finishes; where the training renders are gone, from
+    the run's own earlier record."""
     from captioner.worlds.emoji import FAMILIES, HELDOUT_FAMILY
     from captioner.worlds.photos.tables import load_backgrounds
+    keys = ("emoji_images", "photo_images", "train_families", "texture_family", "train_backgrounds")
+    if not (work / "scenes" / "instances.json").is_file():
+        earlier = json.loads((work / "run" / "heldout_figures.json").read_text())
+        return {key: earlier[key] for key in keys}
     scenes = json.loads((work / "scenes" / "instances.json").read_text())["images"]
     used = {image.get("texture", "smooth") for image in scenes}
-    return {"emoji_images": len(scenes), "photo_images": len(json.loads((work / "photos" / "captions.json").read_text())["images"]),
-            "train_families": [f for f in FAMILIES if f in used] + sorted(used - set(FAMILIES)),
-            "texture_family": HELDOUT_FAMILY,
-            "train_backgrounds": sum(background.split == "train" for background in load_backgrounds())}
+    return dict(zip(keys, (len(scenes), len(json.loads((work / "photos" / "captions.json").read_text())["images"]),
+                           [f for f in FAMILIES if f in used] + sorted(used - set(FAMILIES)), HELDOUT_FAMILY,
+                           sum(background.split == "train" for background in load_backgrounds()))))
 
 
 def ship(run: Path, out: Path) -> None:

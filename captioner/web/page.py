@@ -232,7 +232,7 @@ class Page:
             inspected = shown.caption            # what the caption box holds: the row picked last
         except Expired:
             return _expired(gr.skip())
-        return word_view(inspected, _word_at(inspected.text, int(event.index[0])))
+        return word_view(inspected, _word_at(inspected.words, int(event.index[0])))
 
     @staticmethod
     def show_sample(shown, event: gr.SelectData) -> tuple:
@@ -441,19 +441,26 @@ def confidence_colour(probability: float) -> str:
     return "#%02x%02x%02x" % tuple(mix)
 
 
-def _word_at(text: str, offset: int) -> int:
-    """The index of the word at a character offset of a caption."""
-    return max(0, len(text[:offset + 1].split()) - 1) if text[offset:offset + 1].strip() else \
-        len(text[:offset].split())
+def _word_at(words: list[str], offset: int) -> int:
+    """The index of the word at a character offset of a caption (its words joined by spaces; a
+    copied name such as "frying pan" is one word with a space in it)."""
+    end = 0
+    for index, word in enumerate(words):
+        end += len(word) + 1
+        if offset < end:
+            return index
+    return max(len(words) - 1, 0)
 
 
 def word_view(caption, index: int = 0):
     """One word's overlay, large, labelled with the word and its probability."""
     if caption is None or not 0 <= index < len(caption.words):
         return gr.skip()
+    seen = caption.imagenet[index] if index < len(caption.imagenet) else None
+    behind = f" \u00b7 ImageNet sees: {seen[0]}, {seen[1]:.2f}" if seen else ""
     return gr.update(value=overlay(caption.image, caption.attention[index], max_side=640),
                      label=f"Selected word: \u201c{caption.words[index]}\u201d "
-                           f"(probability {float(caption.probs[index]):.2f})")
+                           f"(probability {float(caption.probs[index]):.2f}){behind}")
 
 
 def save_downloads(shown) -> tuple[str | None, str | None]:
