@@ -48,12 +48,13 @@ def labelled_sets(captioner, labels_file, photos: Path) -> dict[str, list]:
     from captioner.assets import EXAMPLES
     from captioner.subjects import in_vocabulary, load_labels
     labels = [p for p in load_labels(labels_file) if (photos / p["file"]).is_file()]
-    names = {Path(p["file"]).stem: in_vocabulary(p["nouns"], captioner.vocab.words) for p in labels}
+    names = {p["file"]: in_vocabulary(p["nouns"], captioner.vocab.words) for p in labels}
+    by_stem = {Path(file).stem: named for file, named in names.items()}   # the examples are named by stem
     open_rgb = lambda path: Image.open(path).convert("RGB")
-    examples = [p for p in sorted(EXAMPLES.glob("*.jpg")) if names.get(p.stem.split("_", 2)[-1], True)]
+    examples = [p for p in sorted(EXAMPLES.glob("*.jpg")) if by_stem.get(p.stem.split("_", 2)[-1], True)]
     return {"screenshot": [open_rgb(p) for p in sorted((ROOT / "docs" / "screenshots").glob("*.png"))],
-            "photo it has no word for": [open_rgb(photos / p["file"]) for p in labels if not names[Path(p["file"]).stem]],
-            "photo it can name": [open_rgb(photos / p["file"]) for p in labels if names[Path(p["file"]).stem]],
+            "photo it has no word for": [open_rgb(photos / p["file"]) for p in labels if not names[p["file"]]],
+            "photo it can name": [open_rgb(photos / p["file"]) for p in labels if names[p["file"]]],
             "example it can name": [open_rgb(p) for p in examples]}
 
 

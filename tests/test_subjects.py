@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -72,11 +73,67 @@ def test_recall_overall_and_in_vocabulary():
         main_subject_recall({"zzz.jpg": "x"}, LABELS)
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "validation" / "labels.json"
+
+
+def setting_names() -> set[str]:
+    """The settings captions use: the photo world's (settings.tsv) and the emoji world's backgrounds."""
+    from captioner.worlds.emoji.render import BACKGROUNDS
+    from captioner.worlds.photos.tables import photo_settings
+    return set(photo_settings()) | set(BACKGROUNDS)
+
+
 def test_the_shipped_labels():
-    labels = load_labels(Path(__file__).resolve().parent.parent / "assets" / "validation" / "labels.json")
-    assert len(labels) >= 50 and len({p["file"] for p in labels}) == len(labels)
+    labels = load_labels(SHIPPED)
+    assert len(labels) >= 120 and len({p["file"] for p in labels}) == len(labels)
     assert all(p["licence"] and p["source"] == p["file"].split("/")[0] for p in labels)
-    assert all(n == n.lower().strip() for p in labels for n in p["nouns"])
+    words = [w for p in labels for w in p["nouns"] + p["objects"]]
+    assert all(w and w == w.lower().strip() for w in words)
+    assert all(p["nouns"] and not set(p["nouns"]) & set(p["objects"]) for p in labels)
+    assert all(p["setting"] in setting_names() | {""} for p in labels)
+    assert all(p.get("rotate", 0) in (0, 90, 180, 270) for p in labels)
+
+
+def test_every_shipped_photo_has_a_box_inside_it():
+    for photo in load_labels(SHIPPED):
+        x0, y0, x1, y1 = photo["box"]
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, photo["file"]
+        assert (x1 - x0) * (y1 - y0) >= 0.005, photo["file"]   # no box of a few pixels: each was drawn and looked at
+
+
+def test_every_shipped_photo_is_there_after_fetching():
+    """scripts/fetch_validation.py puts every listed photo in data/validation/ (skipped before it has run)."""
+    photos = SHIPPED.parent.parent.parent / "data" / "validation"
+    if not photos.is_dir():
+        pytest.skip("run scripts/fetch_validation.py first")
+    missing = [p["file"] for p in load_labels(SHIPPED) if not (photos / p["file"]).is_file()]
+    assert not missing, missing
+    for photo in load_labels(SHIPPED):
+        with Image.open(photos / photo["file"]) as image:
+            assert min(image.size) >= 90, photo["file"]
+
+
+def test_fetching_decodes_scipys_photos_and_turns_photos_on_their_side(tmp_path):
+    import bz2
+    import pickle
+    import sys
+    sys.path.insert(0, str(SHIPPED.parent.parent.parent / "scripts"))
+    from fetch_validation import decode_dat, place
+    face = np.zeros((768, 1024, 3), np.uint8)
+    face[:10, :20] = 255
+    (tmp_path / "face.dat").write_bytes(bz2.compress(face.tobytes()))
+    place(tmp_path / "face.dat", tmp_path / "out" / "face.png")
+    assert (np.asarray(Image.open(tmp_path / "out" / "face.png")) == face).all()
+    (tmp_path / "ascent.dat").write_bytes(pickle.dumps([[0, 255, 7]] * 2))
+    assert np.asarray(decode_dat(tmp_path / "ascent.dat")).tolist() == [[0, 255, 7]] * 2
+    (tmp_path / "evil.dat").write_bytes(pickle.dumps(Path("x")))
+    (tmp_path / "ascent.dat").write_bytes((tmp_path / "evil.dat").read_bytes())
+    with pytest.raises(pickle.UnpicklingError):
+        decode_dat(tmp_path / "ascent.dat")
+    Image.fromarray(face[:40, :60]).save(tmp_path / "side.png")
+    place(tmp_path / "side.png", tmp_path / "out" / "side.png", rotate=270)   # a quarter turn clockwise
+    turned = np.asarray(Image.open(tmp_path / "out" / "side.png"))
+    assert turned.shape == (60, 40, 3) and turned[:20, -10:].all() and not turned[-20:, :10].any()
 
 
 class FakeCaptioner:
