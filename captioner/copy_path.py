@@ -27,6 +27,18 @@ import numpy as np
 from .class_names import class_names
 
 
+# ImageNet has no class for people, and its pictures of these are mostly of someone wearing one: a
+# photo the classifier calls "suit" or "jersey" is, to a person, of a man or a woman first. These
+# classes copy into "person" (the worlds' word) rather than their own names. (Class names as in
+# class_names.py's `imagenet` column.)
+WORN = frozenset({
+    "suit", "jersey", "sweatshirt", "cardigan", "lab coat", "military uniform", "academic gown", "kimono",
+    "abaya", "bikini", "maillot", "swimming trunks", "fur coat", "trench coat", "poncho", "sarong",
+    "miniskirt", "gown", "vestment", "bow tie", "windsor tie", "bolo tie", "mortarboard", "cowboy hat",
+    "sombrero", "wig", "jean", "pajama", "stole", "bulletproof vest", "football helmet", "apron",
+    "feather boa", "bearskin", "hoopskirt", "overskirt", "bonnet", "shower cap", "bathing cap"})
+
+
 @dataclass(frozen=True)
 class CopyTables:
     words: tuple[str, ...]    # V' output words: the vocabulary's V, then the class names it lacks
@@ -69,6 +81,8 @@ def build_copy_tables(vocab) -> CopyTables:
     world_forms = {form for pair in pairs for form in pair}
     words, new = list(vocab.words), {}
     targets = [(_target(row.name, index, world_forms, new, words), _target(row.plural, index, world_forms, new, words))
+               if row.imagenet not in WORN else (_target("person", index, world_forms, new, words),
+                                                 _target("people", index, world_forms, new, words))
                for row in class_names()]
     singular = np.zeros((len(targets), len(words)), np.float32)
     plural = np.zeros_like(singular)

@@ -81,10 +81,26 @@ def floor(floors: dict, world: str, key: str, found: dict) -> float | None:
     return value
 
 
+# Bars on these figures are ceilings: fewer invented objects, a smaller calibration error.
+LOWER_IS_BETTER = ("chair_s", "chair_i", "noun_ece")
+
+
+def lower_is_better(key: str) -> bool:
+    return key.endswith(LOWER_IS_BETTER)
+
+
+def misses(value, bar: float, key: str) -> bool:
+    if value is None:
+        return True
+    return value > bar if lower_is_better(key) else value < bar
+
+
 def bar_text(floors: dict, world: str, key: str) -> str:
     value = floors.get(world, {}).get(key)
     if value is None:
         return ""
+    if lower_is_better(key):
+        return f"<= {value:.2f}"
     times = floors[world].get("pointing_over_chance") if key == "pointing_game" else None
     return f">= {value:.2f}" + (f" and >= {times} x chance" if times else "")
 
@@ -96,8 +112,9 @@ def shortfalls(measured: dict, floors: dict) -> list[str]:
         found = measured.get(record) or {}
         for key in floors.get(world, {}):
             bar = floor(floors, world, key, found)
-            if key != "pointing_over_chance" and (found.get(key) or 0) < bar:
-                short.append(f"{name}{key} {found.get(key) or 0:.3f} < {bar:.3f}")
+            if key != "pointing_over_chance" and misses(found.get(key), bar, key):
+                sign = ">" if lower_is_better(key) else "<"
+                short.append(f"{name}{key} {found.get(key) or 0:.3f} {sign} {bar:.3f}")
     return short
 
 

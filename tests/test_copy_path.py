@@ -113,3 +113,10 @@ def test_copy_weight_needs_the_word_prior_and_stays_in_range():
     with pytest.raises(ValueError, match="copy_weight = 1.5 is out of range"):
         CheckpointConfig.from_dict({"version": 2, "model": {"copy_weight": 1.5}})
     assert dataclasses.asdict(ModelConfig())["copy_weight"] == 0.0   # the plain model has no copy path
+
+
+def test_clothes_copy_into_the_person_wearing_them(vocab, tables):
+    # ImageNet has no people: its "suit" pictures are of men in suits, and a caption names the man.
+    suit = class_index("suit")
+    assert tables.words[int(tables.singular[suit].argmax())] == "person"
+    assert tables.words[int(tables.plural[suit].argmax())] == "people"

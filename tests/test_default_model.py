@@ -47,6 +47,11 @@ def test_the_shipped_card_is_its_template_filled_from_the_shipped_measurements()
     assert f"{measured['figures']['object_recall']:.3f}" in card and f"**{measured['calibration']['scale']:g}**" in card
     measured["figures"]["object_recall"] = 0.5                    # a figure below its bar is said to be
     assert "Below the bar: object_recall 0.500 < 0.900" in render_card(checkpoint.config, checkpoint.vocab.words, measured)
+    # A ceiling (invented objects) is missed from above.
+    measured["recipe"]["floors"].setdefault("validation", {})["not_calibrated_chair_s"] = 0.25
+    measured["validation_photos"]["not_calibrated_chair_s"] = 0.5
+    card = render_card(checkpoint.config, checkpoint.vocab.words, measured)
+    assert "validation photos: not_calibrated_chair_s 0.500 > 0.250" in card and "| <= 0.25 |" in card
 
 
 def test_default_model_quality_on_unseen_scenes(figures):

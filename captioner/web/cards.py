@@ -25,7 +25,15 @@ def model_summary(captioner) -> str:
         said = f"Trained on {found.get('trained on') or found['training data']}."
     else:
         said = _first_sentences(_scope_paragraph(card)) or "This checkpoint has no model card."
-    return f"**What this model knows.** {said} ({len(captioner.vocab)} words; more under *About the model*.)"
+    return f"**What this model knows.** {said} ({vocabulary_size(captioner)}; more under *About the model*.)"
+
+
+def vocabulary_size(captioner) -> str:
+    """"441 words" or, with the copy path, "441 words learnt from captions, 1141 more copied from
+    ImageNet class names"."""
+    learnt = captioner.checkpoint.config.model.vocab_size
+    copied = len(captioner.vocab) - learnt
+    return f"{learnt} words" + (f" learnt from captions, {copied} more copied from ImageNet class names" if copied else "")
 
 
 def _scope_paragraph(card: str) -> str:
@@ -73,5 +81,5 @@ def model_panel(captioner) -> str:
     card = SUMMARY_LINE.sub("", card).replace("\n\n\n", "\n\n")   # said once already, under the page's title
     return (f"| Model | |\n|---|---|\n| Checkpoint | {captioner.source} |\n"
             f"| Encoder | {config.encoder} ({config.grid_size}x{config.grid_size} attention grid) |\n"
-            f"| Vocabulary | {len(captioner.vocab)} words |\n"
+            f"| Vocabulary | {vocabulary_size(captioner)} |\n"
             f"| Decoder | GRU {config.units} units, Bahdanau attention |\n\n---\n\n{card}")
