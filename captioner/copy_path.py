@@ -67,6 +67,13 @@ def _target(form: str, index: dict, world_forms: set, new: dict, words: list) ->
     return new[form]
 
 
+def _measure_words() -> set[str]:
+    """The plural measure words the worlds count some nouns with: "pairs" (of scissors), "bunches"."""
+    from .worlds import WORLDS
+    return {plural.split(" of ")[0].split()[-1] for world in WORLDS.values() for _, plural in world.nouns()
+            if " of " in plural}
+
+
 def build_copy_tables(vocab) -> CopyTables:
     from .word_map import world_nouns
     pairs = world_nouns()
@@ -77,6 +84,11 @@ def build_copy_tables(vocab) -> CopyTables:
         for form, mask in ((noun, noun_singular), (plural, noun_plural)):
             if all(w in index for w in form.split()):
                 mask[index[form.split()[0]]] = 1.0
+    # "a pair of scissors": the slot is the measure word's step; after "of" there is none (mid_noun).
+    for measure in _measure_words():
+        for form, mask in ((measure, noun_plural), (measure[:-1], noun_singular), (measure[:-2], noun_singular)):
+            if form in index and form not in ("", "a"):
+                mask[index[form]] = 1.0
     noun_plural *= 1.0 - noun_singular          # "fish", "sheep": counted once, as singular
     world_forms = {form for pair in pairs for form in pair}
     words, new = list(vocab.words), {}

@@ -119,9 +119,15 @@ class CopyPath:
         nouns = probs[:, None, :] * self.nouns[None]                               # (B, 2, V)
         mass = tf.reduce_sum(nouns, axis=-1)                                        # (B, 2): singular, plural
         named = tf.reshape(tf.matmul(classes, self.by_number), [-1, 2, tf.shape(self.names)[1]])   # (B, 2, V')
-        share = self.share if tokens is None else self.share * (1.0 - tf.gather(self.mid_noun, tokens))[:, None]
+        # The decoder decides when a noun comes: the path speaks only where the decoder's own likeliest
+        # word is a noun (else the diffuse noun mass it gathers into one name could outbid <end>).
+        noun_mass = tf.reduce_sum(nouns, axis=1)                                    # (B, V)
+        noun_step = tf.reduce_max(noun_mass, -1) >= tf.reduce_max(probs - noun_mass, -1)   # (B,)
+        share = self.share * tf.cast(noun_step, probs.dtype)[:, None]
+        if tokens is not None:
+            share *= (1.0 - tf.gather(self.mid_noun, tokens))[:, None]
         copied = share * tf.einsum("bn,bnw->bw", mass, named)                      # (B, V')
-        given = share * tf.reduce_sum(classes, -1, keepdims=True) * tf.reduce_sum(nouns, axis=1)
+        given = share * tf.reduce_sum(classes, -1, keepdims=True) * noun_mass
         mixed = tf.pad(probs - given, [[0, 0], [0, self.extra]]) + copied
         return tf.math.log(tf.maximum(mixed, 1e-30))
 

@@ -63,6 +63,8 @@ def test_no_name_goes_inside_a_noun(vocab, tables):
     for word in ("a", "two", "and", "dog"):
         assert tables.mid_noun[vocab.index[word]] == 0, word
     assert tables.noun_singular[vocab.index["dog"]] == 1 and tables.noun_plural[vocab.index["dogs"]] == 1
+    # "a pair of scissors" is a noun too: its slot is the measure word's step
+    assert tables.noun_singular[vocab.index["pair"]] == 1 and tables.noun_plural[vocab.index["pairs"]] == 1
     logits = np.zeros((2, len(vocab)), np.float32)
     logits[:, vocab.index["pliers"]] = 8.0
     classes = np.zeros((2, 1000), np.float32)
