@@ -124,8 +124,7 @@ def test_every_caption_is_true_of_its_image(rendered):
         phrases = tables.photo_settings()[image["setting"]].phrases
         texts = [n["caption"] for n in captions["annotations"] if n["image_id"] == image["id"]]
         assert len(set(texts)) == 5
-        # a close-up names no setting; any other image names its own in some phrasing
-        assert any(p in t for t in texts for p in phrases) == image["setting_shown"]
+        assert any(p in t for t in texts for p in phrases)
         for text in texts:
             assert text == text.lower() and "  " not in text and not text.endswith(".")
             for noun, count in present.items():

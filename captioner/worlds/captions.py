@@ -3,7 +3,6 @@ counts and relation words from the boxes (actor captions: the emoji world's peop
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 NUMBERS = {1: "one", 2: "two", 3: "three"}
 # Actor captions avoid naming other objects of the table (a "bicycle" under a cyclist is no box).
@@ -50,14 +49,7 @@ def relation(first: Group, second: Group, size: int) -> str:
     return word if gap > margin else "next to"
 
 
-NO_SETTING = SimpleNamespace(phrases=("", ""))   # a setting whose phrases say nothing
-
-
 def object_captions(groups: list[Group], setting, rng, size: int) -> list[str]:
-    """Five phrasings of the groups (and the setting; None: a close-up, whose captions name none)."""
-    if setting is None:   # without a setting two shapes say the same: the second becomes "a photo of ..."
-        shapes = [" ".join(shape.split()) for shape in object_captions(groups, NO_SETTING, rng, size)]
-        return [f"a photo of {shape}" if shape in shapes[:n] else shape for n, shape in enumerate(shapes)]
     groups = sorted(groups, key=lambda g: g.centre[0])      # named left to right, always
     things = listed([counted(g.kind, len(g.boxes)) for g in groups])
     where = setting.phrases

@@ -130,9 +130,7 @@ def caption_metrics(world, predictions: list[dict], instances: dict) -> dict:
         present = boxes.get(prediction["image_id"], {})
         named = find_nouns(prediction["words"], phrases)
         names = _tally_nouns(tally, named, present, world.counts)
-        # A close-up's captions name no setting (photos/compose.py CLOSE_UP): right is to name none.
-        expected = image.get("setting") if image.get("setting_shown", True) else None
-        setting_right = setting_of(prediction["words"], settings) == expected
+        setting_right = setting_of(prediction["words"], settings) == image.get("setting")
         tally["settings_right"] += setting_right
         if world.breakdown:
             for noun in present:

@@ -15,12 +15,8 @@ from ...boxes import overlaps
 from ..captions import Group, object_captions
 from . import sources
 
-SUBJECT_WEIGHTS = (0.65, 0.2, 0.1, 0.05)   # 1, 2, 3 or 4 subjects: most photos are of one or two things
+SUBJECT_WEIGHTS = (0.55, 0.2, 0.15, 0.1)   # 1, 2, 3 or 4 subjects: most photos are of one thing
 LARGE_SHARE = 0.7                          # of single-subject images, how many show it large
-# A lone subject whose box covers this share of the picture leaves too little of the background to
-# tell the setting: its captions name none ("a kangaroo"), as a person would of a close-up, so the
-# decoder learns to name a setting only where one is seen (issue 29: most real photos are close-ups).
-CLOSE_UP = 0.25
 MAX_UPSCALE = 3.0                          # a cut-out is never drawn larger than 3x its own pixels
 OVERLAP = 0.15
 
@@ -147,8 +143,7 @@ def make_photo(rng, size: int, stamps, backgrounds, settings, roots) -> dict:
                     for f, b in zip(files[start:start + c], boxes[start:start + c])]
         start += c
     setting = settings[background.setting]
-    shown = not (len(boxes) == 1 and boxes[0][2] * boxes[0][3] >= CLOSE_UP * size * size)
-    captions = object_captions(groups, setting if shown else None, rng, size)
+    captions = object_captions(groups, setting, rng, size)
     image, quality = _finish(image, rng)
-    return {"image": image, "quality": quality, "setting": setting.name, "setting_shown": shown,
-            "background": background.file, "objects": objects, "captions": captions}
+    return {"image": image, "quality": quality, "setting": setting.name, "background": background.file,
+            "objects": objects, "captions": captions}
