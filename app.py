@@ -29,8 +29,10 @@ from captioner.web.page import Page, PageOutputs
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
 LIVE_LIMIT_S = 300  # one stream's length; the visitor starts another
-# Every event that decodes, captions or draws shares one limit (the model itself runs one call at
-# a time); the live camera has its own, as a stream holds its slot between frames.
+# Every event that decodes, captions or draws shares one limit of requests at once; the live camera
+# has its own, as a stream holds its slot between frames. Model work has one limit for all of them,
+# the live camera's frames too (Captioner.batcher: one call at a time, oldest request first, greedy
+# requests made together sharing a call), so a crowd on one event cannot starve another.
 WORK = dict(concurrency_id="work", concurrency_limit=serving.WORK_LIMIT)
 # A picture's share button posts to a Hugging Face Spaces discussion: it works on Spaces only.
 PICTURE_BUTTONS = ["download", "fullscreen"] + (["share"] if os.environ.get("SPACE_ID") else [])

@@ -159,8 +159,11 @@ def cmd_bench(args, sections=()) -> int:
     images = [args.image] if args.image else example_scenes()
     figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images, sections=sections)
     if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text("# Benchmarks\n\n" + markdown_table(figures))
+        path = Path(args.markdown)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Sections measured by other means (`make loadtest`'s "## Serving a crowd") stay.
+        kept = path.read_text(encoding="utf-8").partition("\n## ")[1:] if path.is_file() else ()
+        path.write_text("# Benchmarks\n\n" + markdown_table(figures) + "".join(kept), encoding="utf-8")
     print(json.dumps(figures) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
 

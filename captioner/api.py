@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,10 +11,11 @@ import numpy as np
 import tensorflow as tf
 
 from .assets import DEFAULT_CHECKPOINT
+from .batching import MicroBatcher, Timing
 from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
 from .decoding import Searches
 from .familiarity import UNFAMILIAR, content_warning
-from .options import MAX_SEED, STRATEGIES, DecodingOptions
+from .options import BATCHING, MAX_SEED, STRATEGIES, BatchingOptions, DecodingOptions
 from .sandbox import POOL, load_untrusted_image
 from .calibrate import scaled_confidence
 from .class_names import class_names
@@ -40,6 +41,9 @@ class Caption:
     # Per word: for a noun, the ImageNet class the encoder sees in the cells that word's step attended
     # to and its probability ("cheetah", 0.83): why the model could say it; None for other words.
     imagenet: list = field(default_factory=list)
+    # Where this request's time went (image decoding, waiting for the model, its batch's model call,
+    # the batch size): for the load test's report, never part of the result's value.
+    timing: Timing | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"caption": self.text, "words": self.words,
@@ -51,18 +55,21 @@ class Caption:
 
 
 class Captioner:
-    """A loaded checkpoint with its encoder; thread-safe (model calls are serialised)."""
+    """A loaded checkpoint with its encoder; thread-safe: model calls run one at a time, and greedy
+    requests made at the same moment from several threads share calls (batching.py)."""
 
     def __init__(self, checkpoint: Checkpoint, encoder_weights="default", source: str | None = None,
-                 use_litert: bool = True):
+                 use_litert: bool = True, batching: BatchingOptions = BATCHING):
         from .encoders import build_encoder
         from .litert import litert_greedy
         self.checkpoint = checkpoint
         self.source = source or checkpoint.path.name   # how the page names it: never a server path
         self.config = checkpoint.config.model
         # The words captions are read in: the vocabulary, then the names only the copy path says.
-        copy = checkpoint.model.copy
-        self.vocab = checkpoint.vocab if copy is None else Vocabulary(copy.words)
+        model = checkpoint.model
+        self.vocab = checkpoint.vocab if model.copy is None else Vocabulary(model.copy.words)
+        # The ImageNet head as numpy: which class each noun's step saw is read outside the model's calls.
+        self._head = (model.imagenet_fc.kernel.numpy(), model.imagenet_fc.bias.numpy()) if model.uses_imagenet else None
         self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size, litert=use_litert)
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "
@@ -72,7 +79,10 @@ class Captioner:
         self.searches = Searches(checkpoint.model)
         # Greedy search for one image on LiteRT: the page's and the API's most common call.
         self.greedy_on_litert = litert_greedy(checkpoint.model, checkpoint.path / WEIGHTS) if use_litert else None
-        self._lock = threading.Lock()   # TF/Keras calls are not safe from several threads at once
+        self.batching = batching
+        self._greedy_batches: dict[int, object] = {}   # batch size -> its LiteRT loop, made on first use
+        # The one way to the model: TF/Keras and LiteRT calls are not safe from several threads at once.
+        self.batcher = MicroBatcher(self._run_batch, batching.max_batch, batching.max_wait_s)
 
     @classmethod
     def load(cls, path=None, encoder_weights="default", use_litert: bool = True) -> "Captioner":
@@ -97,6 +107,8 @@ class Captioner:
         for strategy in STRATEGIES:
             self.caption(blank, strategy=strategy, seed=0)
         self.captions(blank, strategy="sample", num_samples=2, seed=0)
+        for size in self.batching.litert_sizes:   # each batched LiteRT loop (converted on first use)
+            self.caption_batch([blank] * size)
         return self
 
     def features(self, images) -> tf.Tensor:
@@ -115,7 +127,14 @@ class Captioner:
         them), or the one caption of greedy or beam search."""
         settings = DecodingOptions.parse(**options)
         copies = settings.num_samples if settings.strategy == "sample" else 1
-        return self._decode([load_untrusted_image(image)], settings, copies)
+        with self.batcher.on_its_way() as submit:   # a batch forming now may wait for this image
+            start = time.perf_counter()
+            picture = load_untrusted_image(image)
+            decoded = time.perf_counter() - start
+            captions = self._decode([picture], settings, copies, submit=submit)
+        for caption in captions:
+            caption.timing.decode_s = decoded
+        return captions
 
     def caption_batch(self, images, **options) -> list[Caption]:
         """Several images -> one caption each, decoded as one batch (beam search: one by one)."""
@@ -128,55 +147,104 @@ class Captioner:
         features. Options as for `captions`; `strategy` is ignored."""
         settings = DecodingOptions.parse(**{**options, "strategy": "greedy"})
         picture = load_untrusted_image(image)
-        with self._lock:
-            features = self.features([picture])
+        features = self._alone(lambda: self.features([picture]))[0]
         samples = max(settings.num_samples, COMPARE_SAMPLES)
         return [caption for strategy, copies in (("greedy", 1), ("beam", 1), ("sample", samples))
                 for caption in self._decode([picture], dataclasses.replace(settings, strategy=strategy),
                                             copies, features)]
 
-    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1, features=None) -> list[Caption]:
+    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1, features=None,
+                submit=None) -> list[Caption]:
         """The one path from loaded pictures to captions; `copies` > 1 samples each picture that
         many times in one batch and returns them most likely first. `features` (B, N, C): the
-        pictures already encoded (`compare` decodes one encoding several ways)."""
+        pictures already encoded (`compare` decodes one encoding several ways). Greedy requests
+        with one length limit share model calls (`submit`: the batcher's, or on_its_way's)."""
         if not pictures:
             return []
-        steps = tf.constant(settings.max_length or self.config.max_length, tf.int32)
+        steps = settings.max_length or self.config.max_length
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
-        with self._lock:
-            encoded = self.features(pictures) if features is None else features
-            features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
-            rows = self._search(features, settings, steps, seed)
-            behind = self._classes_behind(features, rows)
-        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its lock
+        if settings.strategy == "greedy" and copies == 1 and features is None:
+            (encoded, rows), timing = (submit or self.batcher.submit)(("greedy", steps), pictures, len(pictures))
+        else:
+            (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
+                pictures, settings, copies, steps, seed, features), submit)
+        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
+        behind = self._classes_behind(np.asarray(encoded), rows, copies)
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies], behind[i])
                     for i, row in enumerate(rows)]
+        for caption in captions:
+            caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
 
-    def _search(self, features, settings: DecodingOptions, steps, seed) -> list[tuple]:
+    def _alone(self, work, submit=None):
+        """Run `work()` in a model call of its own, in its turn -> (its result, Timing)."""
+        return (submit or self.batcher.submit)(None, work)
+
+    def _run_batch(self, key, items: list) -> list:
+        """The batcher's model call for greedy requests sharing a length limit, key ("greedy", steps),
+        items their picture lists -> per request (features (B, N, C), rows)."""
+        # Each request's pictures are encoded as they would be alone (the LiteRT encoder takes one
+        # image a call anyway): only the decoder loop, where batching pays, is shared.
+        encoded = [self.features(pictures) for pictures in items]
+        rows = self._greedy(tf.concat(encoded, 0) if len(encoded) > 1 else encoded[0], key[1])
+        starts = np.cumsum([0] + [len(pictures) for pictures in items])
+        return [(features, rows[a:b]) for features, a, b in zip(encoded, starts, starts[1:])]
+
+    def _encode_and_search(self, pictures, settings, copies, steps, seed, features=None) -> tuple:
+        encoded = self.features(pictures) if features is None else features
+        features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
+        return encoded, self._search(features, settings, steps, seed)
+
+    def _greedy(self, features, steps: int) -> list[tuple]:
+        """Greedy rows for (B, N, C) features: on LiteRT where it is, in the smallest converted batch
+        that holds them (padded), chunks of the largest where B is larger; else TensorFlow's loop."""
+        if self.greedy_on_litert is None:
+            return list(zip(*(x.numpy() for x in self.searches.greedy(features, tf.constant(steps, tf.int32)))))
+        rows, largest = [], max((1, *self.batching.litert_sizes))
+        for start in range(0, len(features), largest):
+            chunk = features[start:start + largest]
+            size = min(s for s in (1, *self.batching.litert_sizes) if s >= len(chunk))
+            loop = self._litert_batch(size)
+            rows += list(zip(*loop(chunk, steps))) if loop is not None else \
+                [row for i in range(len(chunk)) for row in zip(*self.greedy_on_litert(chunk[i:i + 1], steps))]
+        return rows
+
+    def _litert_batch(self, size: int):
+        """The greedy loop converted for `size` images (made and cached on first use); None where the
+        conversion failed (each image then takes the one-image loop)."""
+        if size == 1:
+            return self.greedy_on_litert
+        if size not in self._greedy_batches:
+            from .litert import litert_greedy
+            self._greedy_batches[size] = litert_greedy(self.checkpoint.model, self.checkpoint.path / WEIGHTS,
+                                                       batch=size)
+        return self._greedy_batches[size]
+
+    def _search(self, features, settings: DecodingOptions, steps: int, seed) -> list[tuple]:
         """-> per image: (ids (T,), probs (T,), attention (T, N), log_prob)."""
+        if settings.strategy == "greedy":
+            return self._greedy(features, steps)
+        steps = tf.constant(steps, tf.int32)
         if settings.strategy == "beam":   # its beams are the batch: one image at a time
             beam_size, alpha = tf.constant(settings.beam_size), tf.constant(settings.length_alpha, tf.float32)
             return [tuple(x.numpy()[0] for x in self.searches.beam(features[i:i + 1], steps, beam_size, alpha))
                     for i in range(len(features))]
-        if settings.strategy == "sample":
-            outputs = self.searches.sample(features, steps, tf.constant(settings.temperature, tf.float32),
-                                           tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
-        elif len(features) == 1 and self.greedy_on_litert is not None:
-            return list(zip(*self.greedy_on_litert(features, steps)))
-        else:
-            outputs = self.searches.greedy(features, steps)
+        outputs = self.searches.sample(features, steps, tf.constant(settings.temperature, tf.float32),
+                                       tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
         return list(zip(*(x.numpy() for x in outputs)))
 
-    def _classes_behind(self, features, rows) -> list:
+    def _classes_behind(self, encoded, rows, copies: int = 1) -> list:
         """Per caption, per step: the top ImageNet class of the cells the step attended to and its
-        probability (the head is linear: the head on the attended mix of cells, as the step used it)."""
-        model = self.checkpoint.model
-        if not model.uses_imagenet:
+        probability (the head is linear: the head on the attended mix of cells, as the step used it).
+        numpy, outside the model's calls. encoded (B, N, C); rows per caption (copies per picture)."""
+        if self._head is None:
             return [None] * len(rows)
+        kernel, bias = self._head
         behind = []
-        for cells, (_, _, attention, _) in zip(np.asarray(features), rows):
-            classes = tf.nn.softmax(model.imagenet_fc(np.asarray(attention) @ cells), axis=-1).numpy()   # (T, K)
+        for i, (_, _, attention, _) in enumerate(rows):
+            logits = (np.asarray(attention) @ encoded[i // copies]) @ kernel + bias      # (T, K)
+            classes = np.exp(logits - logits.max(-1, keepdims=True))
+            classes /= classes.sum(-1, keepdims=True)
             behind.append([(class_names()[k].imagenet, float(classes[t, k])) for t, k in enumerate(classes.argmax(-1))])
         return behind
 

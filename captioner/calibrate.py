@@ -126,7 +126,8 @@ def measure_scale(run: Path, config: dict, scale: float, scenes: Path, photos: l
         captions = caption_photos(model, photos, photos_dir)
     named = main_subject_recall(captions, photos, model.vocab.words)
     forms = world_forms()
-    result = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall_in_vocabulary"],
+    # Over every photo: with the copy path the vocabulary, and so "in vocabulary", grows.
+    result = {"emoji_recall": emoji, "photo_recall": named["main_subject_recall"],
               "broken": sum(broken_caption(text, forms) for text in captions.values())}
     print(f"[calibrate] word prior scale {scale:g} {fields or ''}: {result}", flush=True)
     return result

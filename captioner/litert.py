@@ -9,8 +9,10 @@ a model learns from the features it will see, about 2x faster than TensorFlow's 
 
 The greedy search for one image (decoding.greedy_search, the whole caption loop) is converted the
 same way: the TensorFlow loop spends most of its time in per-op overhead, not arithmetic, and the
-converted loop gives the same words about 3x faster. Sampling, beam search and batches stay on
-TensorFlow.
+converted loop gives the same words about 3x faster. It is converted for a few fixed batch sizes
+too (BatchingOptions.litert_sizes: the loop's arrays need static shapes), for the visitors'
+requests the server batches (batching.py); a row's words, probabilities and attention come out as
+they do for that image alone. Sampling and beam search stay on TensorFlow.
 
 The converted models are cached (keyed by what they were made from and the TensorFlow version) in
 $CAPTIONER_CACHE, else ~/.cache/captioner, the newest KEEP_PER_KIND of each kind. Without
@@ -114,23 +116,32 @@ def _file_digest(path: Path) -> str:
 
 
 class LiteRTGreedy:
-    """`Searches.greedy` for one image: features (1, N, C), max_length -> ids (1, T), probs (1, T),
-    attention (1, T, N), log_prob (1,) as numpy arrays. Not thread-safe, like LiteRTFeatures."""
+    """`Searches.greedy` for a batch of at most `batch` images (the size it was converted for):
+    features (B, N, C), max_length -> ids (B, T), probs (B, T), attention (B, T, N), log_prob (B,)
+    as numpy arrays. Not thread-safe, like LiteRTFeatures."""
 
     def __init__(self, model_path: Path, threads: int = 2):
         self.path = model_path
         self._interpreter = _interpreter(model_path, threads)
-        inputs = {d["name"]: d["index"] for d in self._interpreter.get_input_details()}
-        self._features, self._steps = inputs["features"], inputs["max_length"]
+        details = {d["name"]: d for d in self._interpreter.get_input_details()}
+        self._features, self._steps = details["features"]["index"], details["max_length"]["index"]
+        self.batch = int(details["features"]["shape"][0])
         # The converter names outputs Identity, Identity_1, ... in the order the function returns them.
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: (len(d["name"]), d["name"]))
         self._outputs = [d["index"] for d in outputs]
 
     def __call__(self, features, max_length: int) -> tuple[np.ndarray, ...]:
-        self._interpreter.set_tensor(self._features, np.asarray(features, np.float32))
+        features = np.asarray(features, np.float32)
+        rows = len(features)
+        if not 1 <= rows <= self.batch:
+            raise ValueError(f"{rows} images for a greedy loop converted for {self.batch}")
+        # Padded with copies of the first image: rows are independent, and a copy ends when its
+        # original does, so the loop runs no step more than the real rows need.
+        padded = np.concatenate([features, np.repeat(features[:1], self.batch - rows, 0)])
+        self._interpreter.set_tensor(self._features, padded)
         self._interpreter.set_tensor(self._steps, np.asarray(max_length, np.int32))
         self._interpreter.invoke()
-        return tuple(self._interpreter.get_tensor(index).copy() for index in self._outputs)
+        return tuple(self._interpreter.get_tensor(index)[:rows].copy() for index in self._outputs)
 
 
 def litert_features(encoder, weights_id: str, threads: int = 2) -> LiteRTFeatures | None:
@@ -141,9 +152,9 @@ def litert_features(encoder, weights_id: str, threads: int = 2) -> LiteRTFeature
                    lambda path: LiteRTFeatures(path, threads))
 
 
-def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy | None:
-    """The greedy search of `model` (whose weights `weights_file` holds) on LiteRT for one image;
-    None where LiteRT is not installed or the conversion fails."""
+def litert_greedy(model, weights_file: Path, threads: int = 2, batch: int = 1) -> LiteRTGreedy | None:
+    """The greedy search of `model` (whose weights `weights_file` holds) on LiteRT for up to `batch`
+    images; None where LiteRT is not installed or the conversion fails."""
     import json
     config = json.dumps(model.config.__dict__, sort_keys=True)
     # The graph is traced from the code as well as the weights: a changed step must not reuse an old file.
@@ -152,9 +163,12 @@ def litert_greedy(model, weights_file: Path, threads: int = 2) -> LiteRTGreedy |
     except OSError as error:   # installed without sources: no key that could tell a changed step
         log.warning("LiteRT greedy unavailable, using TensorFlow: %s", error)
         return None
+    # Batch 1 keeps the name (and key) it always had: caches made before batches came stay valid.
+    name, key = ("greedy", "") if batch == 1 else (f"greedy{batch}", f"|batch {batch}")
     # The copy path's tables come from the class table, not code: their words are part of the key.
-    tables = hashlib.sha256("|".join(model.copy.words).encode()).hexdigest()[:16] if model.copy is not None else ""
-    return _cached("greedy", f"{_file_digest(weights_file)}|{config}|{code}|{tables}", lambda: convert_greedy(model),
+    if model.copy is not None:
+        key += "|copy " + hashlib.sha256("|".join(model.copy.words).encode()).hexdigest()[:16]
+    return _cached(name, f"{_file_digest(weights_file)}|{config}|{code}{key}", lambda: convert_greedy(model, batch),
                    lambda path: LiteRTGreedy(path, threads))
 
 
@@ -208,14 +222,15 @@ def convert(encoder) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(keras.Model(pixels, grid)).convert()
 
 
-def convert_greedy(model) -> bytes:
-    """decoding.greedy_search for one image as a LiteRT flatbuffer, the weights frozen into it:
-    inputs "features" (1, N, C) float32 and "max_length" int32; outputs as `LiteRTGreedy` reads them."""
+def convert_greedy(model, batch: int = 1) -> bytes:
+    """decoding.greedy_search for `batch` images as a LiteRT flatbuffer, the weights frozen into it:
+    inputs "features" (batch, N, C) float32 and "max_length" int32; outputs as `LiteRTGreedy` reads
+    them. The batch is fixed: the loop's arrays need static shapes to convert."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     from .decoding import greedy_search
     config = model.config
-    spec = tf.TensorSpec([1, config.grid_size ** 2, config.feature_dim], tf.float32, name="features")
+    spec = tf.TensorSpec([batch, config.grid_size ** 2, config.feature_dim], tf.float32, name="features")
 
     @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32, name="max_length")])
     def search(features, max_length):

@@ -125,14 +125,14 @@ def _rows(found: dict, keys, floors: dict, world: str) -> str:
 
 def _validation_rows(v: dict, floors: dict) -> str:
     bar = lambda key: bar_text(floors, "validation", key)
-    rows = [("main_subject_recall (all photos)", v.get("main_subject_recall"), ""),
+    rows = [(f"main_subject_recall (all {v.get('photos', 0)} photos)", v.get("main_subject_recall"), ""),
             (f"main_subject_recall_in_vocabulary ({v.get('photos_in_vocabulary', 0)} photos)",
              v.get("main_subject_recall_in_vocabulary"), bar("main_subject_recall_in_vocabulary")),
             (f"the same, photos the calibration never saw ({v.get('not_calibrated_photos_in_vocabulary', 0)} photos)",
              v.get("not_calibrated_main_subject_recall_in_vocabulary"),
              bar("not_calibrated_main_subject_recall_in_vocabulary")),
             (f"main_subject_recall, photos the calibration never saw ({v.get('not_calibrated_photos', 0)} photos)",
-             v.get("not_calibrated_main_subject_recall"), "")]
+             v.get("not_calibrated_main_subject_recall"), bar("not_calibrated_main_subject_recall"))]
     rows += _beyond_the_subject_rows(v, bar)
     lines = [f"| {name} | {value or 0:.3f} | {bar} |" for name, value, bar in rows]
     broken = f"{len(v.get('broken_captions', []))} of {v.get('photos', 0)}"
@@ -193,8 +193,14 @@ def calibration_text(calibration: dict, model, recipe: dict) -> str:
             f"trained on) with emoji calibration scenes (seed {chosen['seed']}) as a check: the scale whose captions "
             f"name the most photos' subjects while emoji recall stays at or above {chosen['emoji_floor']} and no "
             f"more of their captions break (a noun first or twice, or four words twice) than at the trained scale. "
-            f"Per scale (photos: main_subject_recall_in_vocabulary): {rows}. The real-photo figures below are also "
+            f"Per scale (photos: {_recall_name(calibration)}): {rows}. The real-photo figures below are also "
             f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.{copy_text(calibration)}")
+
+
+def _recall_name(calibration: dict) -> str:
+    """What a calibration record's photo figure is: every photo since the copy path, before it the
+    photos whose subject the vocabulary has a word for."""
+    return "main_subject_recall" if calibration.get("copy") else "main_subject_recall_in_vocabulary"
 
 
 def copy_text(calibration: dict) -> str:

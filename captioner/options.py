@@ -17,6 +17,22 @@ STRATEGY_NAMES = {"greedy": "Greedy", "sample": "Sampling", "beam": "Beam search
 MAX_SEED = 2 ** 31 - 1
 
 
+@dataclass(frozen=True)
+class BatchingOptions:
+    """How visitors' requests share model calls (batching.MicroBatcher; measured in
+    docs/benchmarks.md, "Serving a crowd"). Only greedy captions with the same length limit share
+    a call; every other request runs alone, in its turn."""
+    max_batch: int = 8            # images in one model call: the LiteRT greedy loop's largest batch
+    max_wait_s: float = 0.002     # a batch waits this long at most for requests decoding their
+                                  # image (never for a visitor who comes alone)
+    # The batch sizes the greedy loop is converted to LiteRT for (batch 1 is litert_greedy's own):
+    # a batch of 2-4 runs padded to 4, of 5-8 padded to 8 (a padded row costs less than a call).
+    litert_sizes: tuple[int, ...] = (4, 8)
+
+
+BATCHING = BatchingOptions()
+
+
 def knob(default, low=None, high=None, *, label: str, help: str, step=None, only: str | None = None,
          choices: tuple = ()):
     """A dataclass field with what a control needs: its limits, label, help and the strategy it

@@ -27,6 +27,7 @@ from PIL import Image
 from ..images import InputError
 from ..options import DecodingOptions, visibility
 from ..sandbox import load_untrusted_image
+from . import timings
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
 from .urls import fetch_url
 
@@ -187,22 +188,25 @@ class Page:
 
     # --- the page's own events ----------------------------------------------------------------
 
+    @timings.timed
     def show_caption(self, image, *options) -> PageOutputs:
         """Caption button (or an example clicked) -> PageOutputs: error, caption, note, details,
         confidence, selected word, word overlays, captions table, the two downloads (cleared until
         `downloads` makes the new ones) and the result itself (session state)."""
         return self._shown(lambda: self._captions(_required(image), options))
 
+    @timings.timed
     def show_caption_from_url(self, url, *options) -> PageOutputs:
         """Fetch button or Enter in the URL box -> as `show_caption`."""
         return self._shown(lambda: self._captions(_fetched(url), options))
 
+    @timings.timed
     def compare(self, image, *options) -> PageOutputs:
         """Compare button -> as `show_caption`, for greedy, beam search and several samples of one
         image encoding: the table lists each caption once, most likely first (the caption box holds
         that one), with every decoding that wrote it."""
-        return self._shown(lambda: self._nonempty(
-            self.captioner.compare(_required(image), **dict(zip(OPTION_NAMES, options)))))
+        return self._shown(lambda: self._nonempty(timings.seen(
+            self.captioner.compare(_required(image), **dict(zip(OPTION_NAMES, options))))))
 
     def check_image(self, image) -> tuple:
         """A file put in the image box -> (image, error): a file that is not a readable image is
@@ -269,13 +273,14 @@ class Page:
             log.exception("downloads failed")
             return None, None
 
+    @timings.timed
     def live_caption(self, frame, live) -> tuple:
         """A camera frame -> its greedy caption, the current word's heatmap (one word further each
         frame), a note with the word and the frames per second captioned, and the live state."""
         if frame is None:
             return gr.skip(), gr.skip(), gr.skip(), live
         try:
-            caption = self.captioner.caption(frame)
+            caption = timings.seen([self.captioner.caption(frame)])[0]
         except InputError as error:
             return gr.skip(), gr.skip(), str(error), live
         now = time.monotonic()
@@ -293,6 +298,7 @@ class Page:
     # --- the API ------------------------------------------------------------------------------
 
     @named_options("image")
+    @timings.timed
     @shown_to_users
     def api_caption(self, image, *options) -> tuple[str, dict]:
         """Caption an uploaded image: returns the caption, then JSON with words, probs, log_prob,
@@ -300,6 +306,7 @@ class Page:
         return _api_outputs(self._captions(_required(image), options))
 
     @named_options("url")
+    @timings.timed
     @shown_to_users
     def api_caption_url(self, url, *options) -> tuple[str, dict]:
         """Caption the image at a public http(s) URL (fetched by the server): as /caption."""
@@ -307,7 +314,7 @@ class Page:
 
     def _captions(self, image, options) -> list:
         """[Caption], most likely first, for options in OPTION_NAMES order as the page sent them."""
-        return self._nonempty(self.captioner.captions(image, **dict(zip(OPTION_NAMES, options))))
+        return self._nonempty(timings.seen(self.captioner.captions(image, **dict(zip(OPTION_NAMES, options)))))
 
     @staticmethod
     def _nonempty(captions) -> list:

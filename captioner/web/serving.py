@@ -26,7 +26,7 @@ import gradio as gr
 from gradio_client import utils as client_utils
 from starlette.middleware import Middleware
 
-from ..sandbox import MAX_WORKERS
+from ..options import BATCHING
 from .middleware import IdleStreams, RouteGuard, UploadLimits, upload_folder
 
 MAX_FILE_SIZE = "10mb"                 # one uploaded file
@@ -39,9 +39,12 @@ DISK_UPLOAD_BYTES = 2 * 2 ** 30        # what the upload folder may hold in all
 SESSIONS = 2000                        # sessions whose state Gradio keeps (its default: 10,000)
 M_MMAP_THRESHOLD = -3                  # glibc's mallopt parameter (malloc.h)
 STREAM_IDLE_S = 5                      # a live stream that sends no frame this long is closed
-WORK_LIMIT = MAX_WORKERS               # requests worked on at once, every event together: one
-                                       # image decoding worker each, so four hostile files never
-                                       # keep a fifth visitor waiting
+# Requests worked on at once, every event together (the live camera's streams apart). Model work
+# itself has one limit of its own, whatever the event (Captioner.batcher: one call at a time, the
+# oldest request first); this many requests can be decoding their images or waiting for the model
+# meanwhile, twice a batch, so that the next batch gathers while one runs. Image decoding has its
+# own workers (sandbox.MAX_WORKERS), so four hostile files never keep a fifth visitor waiting.
+WORK_LIMIT = 2 * BATCHING.max_batch
 DELETE_CACHE = (60, KEEP_FILES_S)      # Gradio's (how often to look, how old to delete)
 UPLOAD_ONLY = ("{field} takes an uploaded file only. To caption an image on the web, give its URL "
                "in the URL box (API: /caption_url), which the server fetches safely.")
