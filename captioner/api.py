@@ -17,7 +17,7 @@ from .decoding import Searches
 from .familiarity import UNFAMILIAR, content_warning
 from .options import BATCHING, MAX_SEED, STRATEGIES, BatchingOptions, DecodingOptions
 from .sandbox import POOL, load_untrusted_image
-from .calibrate import scaled_confidence
+from .confidence import scaled_confidence
 from .class_names import class_names
 from .photo_figures import noun_steps
 from .vocab import Vocabulary, agree_articles

@@ -30,7 +30,7 @@ def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, phot
     state = json.loads((run / TRAIN_STATE).read_text())
     trained = float(state.setdefault("trained_word_prior_scale", config["model"]["word_prior_scale"]))
     (run / TRAIN_STATE).write_text(json.dumps(state, indent=1) + "\n")
-    photos = [p for p in load_labels(labels_file) if p["file"].startswith(calibration.source + "/")]
+    photos = calibration_photos(load_labels(labels_file), calibration.source)
     top = LIMITS["word_prior_scale"][1]
     candidates = sorted({trained} | {min(trained * k, top) for k in calibration.multiples})
     results = {scale: measure_scale(run, config, scale, scenes, photos, photos_dir) for scale in candidates}
@@ -59,6 +59,7 @@ def fit_noun_confidence(run: Path, config: dict, photos: list, photos_dir) -> di
     """Platt scaling (p -> sigmoid(a logit p + b)) of the probability shown for each named noun,
     fitted on the calibration photos against whether the noun is in the photo; written into
     `config` as noun_confidence_slope and _bias, with the expected calibration error before and after."""
+    from .confidence import platt, scaled_confidence
     from .photo_figures import expected_calibration_error, noun_confidences
     from .subjects import caption_photos
     with _decoding(run, config) as model:
@@ -71,30 +72,12 @@ def fit_noun_confidence(run: Path, config: dict, photos: list, photos_dir) -> di
             "ece_before": expected_calibration_error(pairs), "ece_after": expected_calibration_error(after)}
 
 
-def platt(pairs, steps: int = 100) -> tuple[float, float]:
-    """Fit a, b of sigmoid(a logit(p) + b) to (p, correct) pairs: Newton's method on the log-loss,
-    each step halved until the loss falls (a full step can overshoot from a = 1, b = 0)."""
-    import numpy as np
-    p = np.clip(np.array([q for q, _ in pairs], float), 1e-6, 1 - 1e-6)
-    design = np.stack([np.log(p / (1 - p)), np.ones(len(p))], 1)
-    y, w = np.array([c for _, c in pairs], float), np.array([1.0, 0.0])
-    ridge = 1e-3 * np.eye(2)   # few nouns: keep the fit finite where they separate
-    loss = lambda w: float(np.sum(np.logaddexp(0, design @ w) - y * (design @ w)) + 0.5e-3 * w @ w)
-    for _ in range(steps):
-        fit = 1 / (1 + np.exp(-np.clip(design @ w, -50, 50)))
-        hessian = design.T @ (design * (fit * (1 - fit))[:, None]) + ridge
-        step, size = np.linalg.solve(hessian, design.T @ (fit - y) + ridge @ w), 1.0
-        while loss(w - size * step) > loss(w) and size > 1e-4:
-            size /= 2
-        w = w - size * step
-    return round(float(w[0]), 4), round(float(w[1]), 4)
-
-
-def scaled_confidence(p, slope: float, bias: float):
-    """The calibrated confidence of a noun the model gave probability p (numpy or float)."""
-    import numpy as np
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return 1 / (1 + np.exp(-(slope * np.log(p / (1 - p)) + bias)))
+def calibration_photos(labels: list[dict], source: str) -> list[dict]:
+    """The validation photos decoding choices are made on: "alternate", every second photo in file
+    order (a sample of every source: object close-ups, people, scenes), or those of one source."""
+    if source == "alternate":
+        return sorted(labels, key=lambda photo: photo["file"])[::2]
+    return [photo for photo in labels if photo["file"].startswith(source + "/")]
 
 
 def choose_scale(results: dict, trained: float, emoji_floor: float) -> float:

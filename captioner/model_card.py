@@ -189,12 +189,16 @@ def calibration_text(calibration: dict, model, recipe: dict) -> str:
         "the prior is silent on a caption's first word"
     return (f"Its scale (`word_prior_scale`) was {calibration['trained']:g} in training and is "
             f"**{calibration['scale']:g}** for decoding, chosen by `make model` (captioner/calibrate.py) on the "
-            f"{calibration['photos']} {chosen['source']} photos of the validation set (real photographs, never "
+            f"{calibration['photos']} {_source_text(chosen['source'])} of the validation set (real photographs, never "
             f"trained on) with emoji calibration scenes (seed {chosen['seed']}) as a check: the scale whose captions "
             f"name the most photos' subjects while emoji recall stays at or above {chosen['emoji_floor']} and no "
             f"more of their captions break (a noun first or twice, or four words twice) than at the trained scale. "
             f"Per scale (photos: {_recall_name(calibration)}): {rows}. The real-photo figures below are also "
             f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.{copy_text(calibration)}")
+
+
+def _source_text(source: str) -> str:
+    return "photos (every second in file order)" if source == "alternate" else f"{source} photos"
 
 
 def _recall_name(calibration: dict) -> str:

@@ -133,6 +133,7 @@ class Stages:
         """On the hand-labelled real photos: main subjects named, objects invented (CHAIR), settings,
         noun confidence and pointing (photo_figures.py), over every photo and over those the
         calibration never saw; broken captions; per-photo captions to RUN/validation_captions.jsonl."""
+        from captioner.calibrate import calibration_photos
         from captioner.caption_checks import broken_caption, world_forms
         from captioner.photo_figures import photo_figures
         from captioner.subjects import caption_photos, load_labels, main_subject_recall, write_captions
@@ -140,8 +141,8 @@ class Stages:
         results = caption_photos(captioner, labels, self.validation_photos(), objects=True)
         captions = {file: result.text for file, result in results.items()}
         write_captions(self.run / "validation_captions.jsonl", captions, labels)
-        source = self.recipe.calibration.source + "/"
-        unseen = [p for p in labels if not p["file"].startswith(source)]
+        tuned = {photo["file"] for photo in calibration_photos(labels, self.recipe.calibration.source)}
+        unseen = [p for p in labels if p["file"] not in tuned]
         figures = {**main_subject_recall(captions, labels, captioner.vocab.words), **photo_figures(results, labels)}
         aside = {**main_subject_recall(captions, unseen, captioner.vocab.words), **photo_figures(results, unseen)}
         forms = world_forms()
@@ -149,7 +150,11 @@ class Stages:
         return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}, "broken_captions": broken}
 
     def familiarity(self, captioner) -> dict:
+        """Fit the warning's statistics on the training images; a `--finish-only` run whose training
+        renders are gone keeps the fit it has (features only: no decoding choice changes it)."""
         from fit_familiarity import fit_and_report
+        if not (self.train_dir / "images").is_dir():
+            return json.loads((self.run / "heldout_figures.json").read_text())["familiarity"]
         return fit_and_report(captioner, self.train_dir / "images",
                               [self.heldout("emoji") / "images", self.heldout("photos") / "images"],
                               photos=[self.validation_photos()])

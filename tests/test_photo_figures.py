@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from captioner.calibrate import platt, scaled_confidence
+from captioner.confidence import platt, scaled_confidence
 from captioner.photo_figures import (chair, expected_calibration_error, noun_confidences, noun_steps,
                                      pointing, setting_named, settings)
 

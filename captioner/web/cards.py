@@ -31,7 +31,7 @@ def model_summary(captioner) -> str:
 def vocabulary_size(captioner) -> str:
     """"441 words" or, with the copy path, "441 words learnt from captions, 1141 more copied from
     ImageNet class names"."""
-    learnt = captioner.checkpoint.config.model.vocab_size
+    learnt = getattr(getattr(captioner, "config", None), "vocab_size", len(captioner.vocab))
     copied = len(captioner.vocab) - learnt
     return f"{learnt} words" + (f" learnt from captions, {copied} more copied from ImageNet class names" if copied else "")
 
