@@ -147,7 +147,8 @@ def _beyond_the_subject_rows(v: dict, bar) -> list[tuple]:
                       ("chair_i", "CHAIR-i: named objects not in the photo"),
                       ("setting_precision", "setting precision (settings named that are right)"),
                       ("setting_recall", "setting recall (photos with a clear setting, named)"),
-                      ("noun_ece", "expected calibration error of noun confidences"),
+                      ("noun_ece_uncalibrated", "expected calibration error of noun probabilities, before scaling"),
+                      ("noun_ece", "expected calibration error of noun confidences (shown, scaled)"),
                       ("pointing_game", "pointing game on the main subject's box")):
         for prefix, where in (("", "all photos"), ("not_calibrated_", "photos the calibration never saw")):
             if v.get(prefix + key) is not None:

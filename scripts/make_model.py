@@ -147,7 +147,21 @@ class Stages:
         aside = {**main_subject_recall(captions, unseen, captioner.vocab.words), **photo_figures(results, unseen)}
         forms = world_forms()
         broken = sorted(file for file, text in captions.items() if broken_caption(text, forms))
+        figures.update(self.uncalibrated_ece(labels, unseen))
         return {**figures, **{f"not_calibrated_{k}": v for k, v in aside.items()}, "broken_captions": broken}
+
+    def uncalibrated_ece(self, labels: list, unseen: list) -> dict:
+        """The noun confidences' calibration error before Platt scaling (the decoder's own
+        probabilities: the same captions, shown unscaled), over every photo and the unseen ones."""
+        from captioner.calibrate import _decoding
+        from captioner.photo_figures import expected_calibration_error, noun_confidences
+        from captioner.subjects import caption_photos
+        config = json.loads((self.run / "config.json").read_text())
+        with _decoding(self.run, config, noun_confidence_slope=1.0, noun_confidence_bias=0.0) as raw:
+            results = caption_photos(raw, labels, self.validation_photos(), objects=True)
+        ece = lambda photos: expected_calibration_error(
+            [pair for p in photos if p["file"] in results for pair in noun_confidences(results[p["file"]], p)])
+        return {"noun_ece_uncalibrated": ece(labels), "not_calibrated_noun_ece_uncalibrated": ece(unseen)}
 
     def familiarity(self, captioner) -> dict:
         """Fit the warning's statistics on the training images; a `--finish-only` run whose training

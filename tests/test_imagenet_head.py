@@ -1,4 +1,5 @@
 """The encoder's ImageNet head as extra decoder input (ModelConfig.imagenet_head)."""
+import dataclasses
 import json
 
 import numpy as np
@@ -260,17 +261,27 @@ def test_calibration_writes_the_chosen_scale_and_keeps_the_trained_one(coco_fixt
     said = {16.0: ("a bird", "a bird"), 32.0: ("a cat", "a bird"), 64.0: ("a cat and a cat", "a dog"),
             96.0: ("cats cats", "dogs in a dog")}
     seen = []
-    monkeypatch.setattr(captioner.subjects, "caption_photos", lambda model, photos, folder: seen.append(photos) or dict(
-        zip(("foolbox/a.jpg", "foolbox/b.jpg"), said[model.config.word_prior_scale])))
+    # (noun confidences are fitted on captions as objects: none here, so none are fitted)
+    monkeypatch.setattr(captioner.subjects, "caption_photos", lambda model, photos, folder, objects=False: seen.append(photos)
+                        or ({} if objects else dict(zip(("foolbox/a.jpg", "foolbox/b.jpg"), said[model.config.word_prior_scale]))))
     monkeypatch.setattr(captioner.evaluate, "evaluate", lambda *a, **k: {"object_recall": 0.95})
     monkeypatch.setattr(captioner.subjects, "in_vocabulary", lambda nouns, vocabulary: True)
-    result = calibrate.calibrate_word_prior(out, load_recipe().calibration, tmp_path, labels, tmp_path)
+    recipe = dataclasses.replace(load_recipe().calibration, source="foolbox", copy_weights=(0.0,))
+    result = calibrate.calibrate_word_prior(out, recipe, tmp_path, labels, tmp_path)
     assert all(p["file"].startswith("foolbox/") for photos in seen for p in photos)   # the recipe's source only
     assert [v["broken"] for v in result["candidates"].values()] == [0, 0, 1, 2]
     assert [v["photo_recall"] for v in result["candidates"].values()] == [0.0, 0.5, 1.0, 1.0]
     assert result["scale"] == 32.0                                # 64 and 96 name more, but break
     assert json.loads((out / "config.json").read_text())["model"]["word_prior_scale"] == 32.0
     assert json.loads((out / TRAIN_STATE).read_text())["trained_word_prior_scale"] == 16.0
+    assert result["copy"]["weight"] == 0.0 and result["confidence"]["slope"] == 1.0   # no copy path, nothing fitted
+
+
+def test_calibration_photos_are_every_second_in_file_order_or_one_source():
+    from captioner.calibrate import calibration_photos
+    labels = [{"file": f"{source}/{n}.jpg"} for source in ("b", "a") for n in range(3)]
+    assert [p["file"] for p in calibration_photos(labels, "alternate")] == ["a/0.jpg", "a/2.jpg", "b/1.jpg"]
+    assert [p["file"] for p in calibration_photos(labels, "b")] == ["b/0.jpg", "b/1.jpg", "b/2.jpg"]
 
 
 def test_a_checkpoint_saved_before_the_word_prior_had_its_own_layer_loads_unchanged(tmp_path):
