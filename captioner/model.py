@@ -99,15 +99,20 @@ class CopyPath:
         self.share = config.copy_weight
         self.words = tables.words
         self.extra = len(tables.words) - config.vocab_size
-        self.names = tf.constant(tables.singular + tables.plural)                   # (K, V')
-        self.by_number = tf.constant(tf.concat([tables.singular, tables.plural], axis=1))   # (K, 2V')
+        self.size = len(tables.words)
+        # Each class names one word of each number: indices, not (K, V') matrices, which every step
+        # would read whole (12 MB: it doubled a caption's time on LiteRT).
+        self.singular_of = tf.constant(tables.singular.argmax(1).astype("int32"))   # (K,)
+        self.plural_of = tf.constant(tables.plural.argmax(1).astype("int32"))       # (K,)
         self.nouns = tf.constant([tables.noun_singular, tables.noun_plural])       # (2, V)
         self.fed_back_as = tf.constant(tables.fed_back_as)                         # (V',)
         self.mid_noun = tf.constant(tables.mid_noun)                               # (V',)
 
     def spend(self, spent, tokens):
         """The classes whose name is the word just said speak no more, (B, K)."""
-        return tf.maximum(spent, tf.transpose(tf.gather(self.names, tokens, axis=1)))
+        said = tokens[:, None]
+        named = (self.singular_of[None, :] == said) | (self.plural_of[None, :] == said)   # (B, K)
+        return tf.maximum(spent, tf.cast(named, spent.dtype))
 
     def __call__(self, logits, class_logits, spent=None, tokens=None):
         """logits (B, V), the head on the attended cells (B, K), the words just said (B,) ->
@@ -118,7 +123,6 @@ class CopyPath:
             classes *= 1.0 - spent                                                  # (B, K)
         nouns = probs[:, None, :] * self.nouns[None]                               # (B, 2, V)
         mass = tf.reduce_sum(nouns, axis=-1)                                        # (B, 2): singular, plural
-        named = tf.reshape(tf.matmul(classes, self.by_number), [-1, 2, tf.shape(self.names)[1]])   # (B, 2, V')
         # The decoder decides when a noun comes: the path speaks only where the decoder's own likeliest
         # word is a noun (else the diffuse noun mass it gathers into one name could outbid <end>).
         noun_mass = tf.reduce_sum(nouns, axis=1)                                    # (B, V)
@@ -126,7 +130,11 @@ class CopyPath:
         share = self.share * tf.cast(noun_step, probs.dtype)[:, None]
         if tokens is not None:
             share *= (1.0 - tf.gather(self.mid_noun, tokens))[:, None]
-        copied = share * tf.einsum("bn,bnw->bw", mass, named)                      # (B, V')
+        # Each class's probability, weighted by the decoder's mass of its number, onto its name.
+        weighted = tf.concat([tf.transpose(classes * mass[:, :1]), tf.transpose(classes * mass[:, 1:])], 0)   # (2K, B)
+        named = tf.math.unsorted_segment_sum(weighted, tf.concat([self.singular_of, self.plural_of], 0),
+                                             self.size)                             # (V', B)
+        copied = share * tf.transpose(named)                                        # (B, V')
         given = share * tf.reduce_sum(classes, -1, keepdims=True) * noun_mass
         mixed = tf.pad(probs - given, [[0, 0], [0, self.extra]]) + copied
         return tf.math.log(tf.maximum(mixed, 1e-30))
