@@ -13,13 +13,13 @@ import tensorflow as tf
 from .assets import DEFAULT_CHECKPOINT
 from .batching import MicroBatcher, Timing
 from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
+from .class_names import class_names
+from .confidence import scaled_confidence
 from .decoding import Searches
 from .familiarity import UNFAMILIAR, content_warning
 from .options import BATCHING, MAX_SEED, STRATEGIES, BatchingOptions, DecodingOptions
-from .sandbox import POOL, load_untrusted_image
-from .confidence import scaled_confidence
-from .class_names import class_names
 from .photo_figures import noun_steps
+from .sandbox import POOL, load_untrusted_image
 from .vocab import Vocabulary, agree_articles
 
 COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
@@ -260,21 +260,21 @@ class Captioner:
         nouns = {step for step, _ in noun_steps(words)}
         imagenet = [behind[step] if behind and step in nouns else None for step in range(len(words))]
         grid = self.config.grid_size
-        return Caption(text=" ".join(words), words=words, probs=self._shown(words, probs[:len(words)]),
+        return Caption(text=" ".join(words), words=words, probs=self._shown(nouns, probs[:len(words)]),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
                        cut=Vocabulary.end_id not in np.asarray(ids).tolist(),
                        unfamiliar=None if warning is None else bool(warning), warning=warning or None,
                        imagenet=imagenet)
 
-
-    def _shown(self, words, probs) -> np.ndarray:
-        """The per-word confidences a caption shows: the decoder's probabilities, with each noun's
-        calibrated (ModelConfig.noun_confidence_slope/_bias) where the checkpoint was."""
+    def _shown(self, nouns: set[int], probs) -> np.ndarray:
+        """The per-word confidences a caption shows: the decoder's probabilities, with the nouns' (at
+        the word indices `nouns`) calibrated (ModelConfig.noun_confidence_slope/_bias) where the
+        checkpoint was."""
         shown = np.array(probs, np.float32)
         slope, bias = self.config.noun_confidence_slope, self.config.noun_confidence_bias
         if (slope, bias) != (1.0, 0.0):
-            for step, _ in noun_steps(words):
+            for step in nouns:
                 shown[step] = scaled_confidence(shown[step], slope, bias)
         return shown
 

@@ -24,23 +24,28 @@ def world_forms() -> dict[tuple[str, ...], str | None]:
     return noun_forms(world_nouns(), [phrase for setting in settings for phrase in setting.phrases])
 
 
-def nouns_said(caption: str, forms: dict) -> tuple[list[str], bool]:
-    """-> (the nouns a caption names, in order, the longest form first: "traffic cone" is not
-    "cone"; whether its first word starts one)."""
-    words, said, at, longest = tokenize(caption), [], 0, max(map(len, forms), default=0)
-    starts_with_noun = False
-    while at < len(words):
-        for size in range(min(longest, len(words) - at), 0, -1):
-            span = tuple(words[at:at + size])
+def noun_steps(words: list[str], forms: dict) -> list[tuple[int, str]]:
+    """(index of the word that starts it, noun) for each noun the words name, the longest form first
+    ("traffic cone" is not "cone"); a word of several tokens (a copied name, "frying pan") is one word."""
+    flat = [(i, t) for i, word in enumerate(words) for t in tokenize(word)]
+    found, at, longest = [], 0, max(map(len, forms), default=0)
+    while at < len(flat):
+        for size in range(min(longest, len(flat) - at), 0, -1):
+            span = tuple(t for _, t in flat[at:at + size])
             if span in forms:
                 if forms[span] is not None:
-                    said.append(forms[span])
-                    starts_with_noun |= at == 0
+                    found.append((flat[at][0], forms[span]))
                 at += size
                 break
         else:
             at += 1
-    return said, starts_with_noun
+    return found
+
+
+def nouns_said(caption: str, forms: dict) -> tuple[list[str], bool]:
+    """-> (the nouns a caption names, in order; whether its first word starts one)."""
+    found = noun_steps(tokenize(caption), forms)
+    return [noun for _, noun in found], bool(found) and found[0][0] == 0
 
 
 def broken_caption(caption: str, forms: dict) -> bool:

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import caption_checks
 from .caption_checks import noun_forms, nouns_said
 from .subjects import names_subject, plural
 from .vocab import tokenize
@@ -86,22 +87,8 @@ def settings(captions: dict[str, str], labels: list[dict]) -> dict:
 
 
 def noun_steps(words: list[str]) -> list[tuple[int, str]]:
-    """(index of the word that starts it, noun) for each noun a caption's words name; a copied name
-    ("frying pan") is one word of several tokens."""
-    forms, found, at = caption_nouns(), [], 0
-    flat = [(i, t) for i, word in enumerate(words) for t in tokenize(word)]
-    longest = max(map(len, forms))
-    while at < len(flat):
-        for size in range(min(longest, len(flat) - at), 0, -1):
-            span = tuple(t for _, t in flat[at:at + size])
-            if span in forms:
-                if forms[span] is not None:
-                    found.append((flat[at][0], forms[span]))
-                at += size
-                break
-        else:
-            at += 1
-    return found
+    """caption_checks.noun_steps over every noun a caption can name (the worlds' and the classes')."""
+    return caption_checks.noun_steps(words, caption_nouns())
 
 
 def noun_confidences(caption, photo: dict) -> list[tuple[float, bool]]:
