@@ -42,8 +42,8 @@ WORN = frozenset({
 @dataclass(frozen=True)
 class CopyTables:
     words: tuple[str, ...]    # V' output words: the vocabulary's V, then the class names it lacks
-    singular: np.ndarray      # (K, V') 1 where class k's singular name is output word w
-    plural: np.ndarray        # (K, V')
+    singular_of: np.ndarray   # (K,) int32: the output word that says class k, singular
+    plural_of: np.ndarray     # (K,) int32: ... plural
     noun_singular: np.ndarray  # (V,) 1 for a token that starts a singular noun of the worlds
     noun_plural: np.ndarray    # (V,) 1 for a token that starts a plural one (and no singular)
     fed_back_as: np.ndarray   # (V',) int32: the vocabulary token the next step's input reads
@@ -96,22 +96,19 @@ def build_copy_tables(vocab) -> CopyTables:
                if row.imagenet not in WORN else (_target("person", index, world_forms, new, words),
                                                  _target("people", index, world_forms, new, words))
                for row in class_names()]
-    singular = np.zeros((len(targets), len(words)), np.float32)
-    plural = np.zeros_like(singular)
-    for k, (one, many) in enumerate(targets):
-        singular[k, one], plural[k, many] = 1.0, 1.0
+    singular_of, plural_of = (np.array(column, np.int32) for column in zip(*targets))
     fed_back_as = np.arange(len(words), dtype=np.int32)
-    fed_back_as[size:] = _stand_ins(vocab, singular, plural, noun_singular, noun_plural)
+    fed_back_as[size:] = _stand_ins(vocab, len(words), singular_of, plural_of, noun_singular, noun_plural)
     # After "of" ("a pair of pliers": a name there writes "a pair of maypole") or a noun's first word
     # ("hot" dog, "teddy" bear) the next word finishes a noun: no slot for a name.
     mid_noun = np.zeros(len(words), np.float32)
     for word in ["of"] + [form.split()[0] for form in world_forms if " " in form]:
         if word in index:
             mid_noun[index[word]] = 1.0
-    return CopyTables(tuple(words), singular, plural, noun_singular, noun_plural, fed_back_as, mid_noun)
+    return CopyTables(tuple(words), singular_of, plural_of, noun_singular, noun_plural, fed_back_as, mid_noun)
 
 
-def _stand_ins(vocab, singular, plural, noun_singular, noun_plural) -> np.ndarray:
+def _stand_ins(vocab, outputs: int, singular_of, plural_of, noun_singular, noun_plural) -> np.ndarray:
     """For each new word, the vocabulary noun of its number that its classes name most often (WordNet:
     "cheetah" -> "cat"), else the commonest noun of that number: what the step after it reads, so the
     decoder goes on as after a word it knows."""
@@ -119,10 +116,10 @@ def _stand_ins(vocab, singular, plural, noun_singular, noun_plural) -> np.ndarra
     size = len(vocab.words)
     known = word_map(vocab)                                        # (K, V)
     stand_ins = []
-    for w in range(size, singular.shape[1]):
-        many = plural[:, w].any() and not singular[:, w].any()
+    for w in range(size, outputs):
+        many = (plural_of == w).any() and not (singular_of == w).any()
         mask = noun_plural if many else noun_singular
-        votes = ((plural if many else singular)[:, w] @ known) * mask   # (V,)
+        votes = known[(plural_of if many else singular_of) == w].sum(0) * mask   # (V,)
         fallback = (known.sum(0) * mask).argmax()
         stand_ins.append(int(votes.argmax()) if votes.max() > 0 else int(fallback))
     return np.asarray(stand_ins, np.int32)

@@ -102,8 +102,8 @@ class CopyPath:
         self.size = len(tables.words)
         # Each class names one word of each number: indices, not (K, V') matrices, which every step
         # would read whole (12 MB: it doubled a caption's time on LiteRT).
-        self.singular_of = tf.constant(tables.singular.argmax(1).astype("int32"))   # (K,)
-        self.plural_of = tf.constant(tables.plural.argmax(1).astype("int32"))       # (K,)
+        self.singular_of = tf.constant(tables.singular_of)                          # (K,)
+        self.plural_of = tf.constant(tables.plural_of)                              # (K,)
         self.nouns = tf.constant([tables.noun_singular, tables.noun_plural])       # (2, V)
         self.fed_back_as = tf.constant(tables.fed_back_as)                         # (V',)
         self.mid_noun = tf.constant(tables.mid_noun)                               # (V',)
