@@ -104,22 +104,36 @@ def extract_features(encoder, images_dir, files: list[str], root, batch_size: in
     if not todo:
         return folder
     paths = [str(Path(images_dir) / f) for f in todo]
-    chunks = []
+    old = 0 if features is None else len(features)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written into the file as it is made, not gathered and joined in memory: a 64,000-image cache
+    # is 8 GB, and gathering it held it twice (training's other 8 GB beside it ran a 24 GB machine out).
+    combined = np.lib.format.open_memmap(folder / "features.tmp.npy", mode="w+", dtype=np.float16,
+                                         shape=(old + len(todo), *encoder_shape(encoder)))
+    if features is not None:
+        combined[:old] = features
+    done = old
     with tqdm(total=len(todo), unit="img", desc=f"features ({encoder.cache_name})", disable=not progress) as bar:
         for batch in image_dataset(paths, encoder, batch_size):
-            chunks.append(encoder.batch_features(batch).numpy().astype(np.float16))
-            bar.update(len(chunks[-1]))
-    new = np.concatenate(chunks)
-    combined = new if features is None else np.concatenate([np.asarray(features), new])
+            rows = encoder.batch_features(batch).numpy().astype(np.float16)
+            combined[done:done + len(rows)] = rows
+            done += len(rows)
+            bar.update(len(rows))
+    combined.flush()
+    del combined
     index.update({f: len(index) + n for n, f in enumerate(todo)})
-    _write_cache(folder, combined, index)
+    _write_cache(folder, index)
     return folder
 
 
-def _write_cache(folder: Path, features: np.ndarray, index: dict) -> None:
-    """Write beside the old cache, then rename: an interrupted run never loses what was cached."""
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "features.tmp.npy", features)
+def encoder_shape(encoder) -> tuple[int, int]:
+    """(cells, channels) of one image's features."""
+    return encoder.grid_size * encoder.grid_size, encoder.feature_dim
+
+
+def _write_cache(folder: Path, index: dict) -> None:
+    """The features are written beside the old cache (features.tmp.npy); rename both: an interrupted
+    run never loses what was cached."""
     (folder / "index.tmp.json").write_text(json.dumps(index))
     (folder / "features.tmp.npy").replace(folder / "features.npy")
     (folder / "index.tmp.json").replace(folder / "index.json")

@@ -150,6 +150,24 @@ def test_the_feature_cache_is_made_on_litert_with_the_apps_numbers(models, tmp_p
     assert np.mean(stored == at_use) > 0.99   # the same engine: equal, not merely close
 
 
+def test_an_extended_feature_cache_keeps_its_rows_and_adds_the_new(models, tmp_path):
+    """The cache is written into its file as it is made (data.extract_features): extending it keeps
+    every row it had, in place, and adds the new images' rows, equal to a cache made at once."""
+    from captioner import data
+    from captioner.encoders import build_encoder
+    fast, _ = models
+    encoder = build_encoder(fast.config.encoder, "default", fast.config.image_size, litert=True)
+    files = sorted(p.name for p in EXAMPLES.glob("*.jpg"))[:3]
+    index, first = data.load_feature_cache(data.extract_features(encoder, EXAMPLES, files[:2], tmp_path, progress=False))
+    first = np.array(first)
+    index, grown = data.load_feature_cache(data.extract_features(encoder, EXAMPLES, files, tmp_path, progress=False))
+    assert grown.shape[0] == 3 and [index[f] for f in files] == [0, 1, 2]
+    np.testing.assert_array_equal(grown[:2], first)
+    _, at_once = data.load_feature_cache(data.extract_features(encoder, EXAMPLES, files, tmp_path / "once", progress=False))
+    np.testing.assert_array_equal(grown, at_once)
+    assert not list((tmp_path).rglob("*.tmp.*"))
+
+
 def test_a_conversion_prints_nothing(trained_checkpoint, capfd):
     """A first `make demo` converts the encoder and the greedy loop: Keras lists hundreds of
     captured tensors on stdout and absl and the C++ converter write to stderr; none of it shows."""
