@@ -169,9 +169,9 @@ class Captioner:
             (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
                 pictures, settings, copies, steps, seed, features), submit)
         warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
-        behind = self._classes_behind(np.asarray(encoded), rows, copies)
-        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies], behind[i])
-                    for i, row in enumerate(rows)]
+        encoded = np.asarray(encoded)
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
+                                  encoded[i // copies]) for i, row in enumerate(rows)]
         for caption in captions:
             caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
@@ -233,20 +233,18 @@ class Captioner:
                                        tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
         return list(zip(*(x.numpy() for x in outputs)))
 
-    def _classes_behind(self, encoded, rows, copies: int = 1) -> list:
-        """Per caption, per step: the top ImageNet class of the cells the step attended to and its
-        probability (the head is linear: the head on the attended mix of cells, as the step used it).
-        numpy, outside the model's calls. encoded (B, N, C); rows per caption (copies per picture)."""
-        if self._head is None:
-            return [None] * len(rows)
+    def _classes_behind(self, features, attention) -> list:
+        """The top ImageNet class of the cells each step attended to, and its probability (the head is
+        linear: the head on the attended mix of cells, as the step used it). numpy, outside the model's
+        calls, and only for the steps asked (a caption's nouns): every step's would cost more than the
+        decoding. features (N, C), attention (S, N) -> S (class, probability)."""
+        if self._head is None or not len(attention):
+            return [None] * len(attention)
         kernel, bias = self._head
-        behind = []
-        for i, (_, _, attention, _) in enumerate(rows):
-            logits = (np.asarray(attention) @ encoded[i // copies]) @ kernel + bias      # (T, K)
-            classes = np.exp(logits - logits.max(-1, keepdims=True))
-            classes /= classes.sum(-1, keepdims=True)
-            behind.append([(class_names()[k].imagenet, float(classes[t, k])) for t, k in enumerate(classes.argmax(-1))])
-        return behind
+        logits = (attention @ features) @ kernel + bias                           # (S, K)
+        classes = np.exp(logits - logits.max(-1, keepdims=True))
+        classes /= classes.sum(-1, keepdims=True)
+        return [(class_names()[k].imagenet, float(classes[s, k])) for s, k in enumerate(classes.argmax(-1))]
 
     def _warnings(self, pictures, features) -> list:
         """Per image: why its caption is likely wrong (nothing in it, or unlike the training data:
@@ -255,12 +253,15 @@ class Captioner:
         far = stats.unfamiliar(np.asarray(features)) if stats is not None else [None] * len(pictures)
         return [content_warning(picture) or (UNFAMILIAR if flag else flag) for picture, flag in zip(pictures, far)]
 
-    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, behind=None) -> Caption:
+    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, features=None) -> Caption:
         words = agree_articles(self.vocab.decode(ids))
-        nouns = {step for step, _ in noun_steps(words)}
-        imagenet = [behind[step] if behind and step in nouns else None for step in range(len(words))]
+        nouns = sorted({step for step, _ in noun_steps(words)})
+        imagenet = [None] * len(words)
+        if features is not None:
+            for step, seen in zip(nouns, self._classes_behind(features, np.asarray(attention, np.float32)[nouns])):
+                imagenet[step] = seen
         grid = self.config.grid_size
-        return Caption(text=" ".join(words), words=words, probs=self._shown(nouns, probs[:len(words)]),
+        return Caption(text=" ".join(words), words=words, probs=self._shown(set(nouns), probs[:len(words)]),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
                        cut=Vocabulary.end_id not in np.asarray(ids).tolist(),
