@@ -21,6 +21,7 @@ import gradio as gr
 
 import captioner
 from captioner.assets import EXAMPLES, example_images
+from captioner.checkpoint import CARD
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 from captioner.web import serving
 from captioner.web.cards import model_panel, model_summary
@@ -180,8 +181,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
             with gr.Column(scale=2, min_width=300):
                 results = result_panel()
         live_camera(page)
-        with gr.Accordion("About the model", open=False):
-            gr.Markdown(model_panel(model))
+        about_panel(page)
         shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
         outputs = PageOutputs(error=error, shown=shown, **results)
         text, details = results["caption"], results["details"]
@@ -191,6 +191,16 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption", **WORK)
         gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url", **WORK)
     return app
+
+
+def about_panel(page) -> None:
+    """"About the model": a short account of the model from its card and record; the full card, a
+    long read, only when asked for."""
+    with gr.Accordion("About the model", open=False, elem_id="about"):
+        gr.Markdown(model_panel(page.captioner))
+        with gr.Accordion(f"The full model card ({CARD})", open=False, elem_id="full-card") as full:
+            card = gr.Markdown()
+    full.expand(page.model_card, None, card, queue=False, api_visibility="private")
 
 
 def result_panel() -> dict:

@@ -1,4 +1,5 @@
 """End to end in a real headless browser: Debian's Chromium driven by Playwright (no download)."""
+import json
 import os
 import re
 import shutil
@@ -8,6 +9,7 @@ import pytest
 
 import app
 from captioner import Captioner
+from captioner.web import cards
 from conftest import start_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,8 +44,11 @@ def page_url(request, coco_fixture, tmp_path_factory):
             shutil.copy(path, examples / path.name)
     if TAKE_SCREENSHOTS:
         model = Captioner.load()
-    else:
-        model = Captioner.load(request.getfixturevalue("trained_checkpoint")[0])
+    else:   # the tiny model, with the shipped model's record of what was measured for its About panel
+        checkpoint = tmp_path_factory.mktemp("checkpoint") / "ckpt"
+        shutil.copytree(request.getfixturevalue("trained_checkpoint")[0], checkpoint)
+        shutil.copy(app.EXAMPLES.parent / "model" / cards.RECORD, checkpoint)
+        model = Captioner.load(checkpoint)
     demo = start_app(model.warm_up(), examples)
     yield demo.local_url
     demo.close()
@@ -258,3 +263,22 @@ def test_no_critical_or_serious_accessibility_violation_before_or_after_a_captio
     after = page.evaluate(AXE_RUN)
     context.close()
     assert before == [] and after == [], (before, after)
+
+
+def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_card(browser, page_url):
+    record = json.loads((app.EXAMPLES.parent / "model" / cards.RECORD).read_text())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("button", name="About the model").click()
+    about = page.locator("#about")
+    about.get_by_text("How often it is right").wait_for(timeout=10_000)
+    text = about.inner_text()
+    assert len(text) <= cards.PANEL_CHARS, len(text)
+    photos = record["validation_photos"]
+    assert f"names the main subject of {100 * photos['not_calibrated_main_subject_recall']:.0f}%" in text
+    assert f"finds {100 * record['figures']['object_recall']:.0f}% of the objects" in text
+    page.get_by_role("button", name="The full model card (model_card.md)").click()
+    title = page.locator("#full-card").get_by_text("Captioner checkpoint")       # the fixture's card, on asking
+    title.wait_for(timeout=10_000)
+    assert "Training data" in page.locator("#full-card").inner_text()
+    page.close()

@@ -28,6 +28,7 @@ from ..images import InputError
 from ..options import DecodingOptions, visibility
 from ..sandbox import load_untrusted_image
 from . import timings
+from .cards import model_card
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
 from .urls import fetch_url
 
@@ -254,6 +255,10 @@ class Page:
                                          figure_file=None, gif_file=None, shown=shown).sample_outputs()
         except Expired:
             return _expired(unchanged)
+
+    def model_card(self) -> str:
+        """"The full model card" opened -> the loaded model's card (read when asked for: it is long)."""
+        return model_card(self.captioner)
 
     @staticmethod
     def show_controls(strategy) -> list:
