@@ -25,7 +25,7 @@ from captioner.checkpoint import CARD
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 from captioner.web import serving
 from captioner.web.cards import model_panel, model_summary
-from captioner.web.page import Page, PageOutputs
+from captioner.web.page import Askers, Page, PageOutputs
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
@@ -125,6 +125,17 @@ SHOW_RESULT = """() => {
 }"""
 
 
+# A control held while a result is worked on loses the keyboard's focus (a disabled control cannot
+# keep it): the control that asked gets it back once the result has come, unless the visitor has
+# moved on meanwhile.
+NOTE_FOCUS = "() => { window.captionerAsker = document.activeElement; return []; }"
+RESTORE_FOCUS = """() => setTimeout(() => {
+  const asker = window.captionerAsker;
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (asker && asker.isConnected && lost) asker.focus({preventScroll: true});
+}, 0)"""
+
+
 SHOW_SELECTED = """() => {
   const view = document.querySelector('#selected');
   const box = view && view.getBoundingClientRect();
@@ -164,19 +175,7 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.Markdown(model_summary(model), elem_id="honest")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
-                                       sources=["upload", "webcam", "clipboard"], elem_id="image")
-                error = gr.Markdown(visible=False, elem_id="error")
-                with gr.Row():
-                    url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
-                    url_button = gr.Button("Fetch", scale=1, min_width=60)
-                with gr.Row():
-                    button = gr.Button("Caption", variant="primary", scale=2)
-                    compare = gr.Button("Compare decodings", scale=1, min_width=120)
-                pictures = [str(p) for p in example_images(examples_dir)]
-                examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
-                                       elem_id="examples", examples_per_page=12,
-                                       cache_examples=False) if pictures else None
+                image, error, askers, examples = input_panel(examples_dir)
                 options = [option_control(knob, model.config.max_length) for knob in DecodingOptions.knobs()]
             with gr.Column(scale=2, min_width=300):
                 results = result_panel()
@@ -185,12 +184,30 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
         outputs = PageOutputs(error=error, shown=shown, **results)
         text, details = results["caption"], results["details"]
-        page_events(page, image, url, url_button, button, compare, examples, options, outputs)
+        page_events(page, image, askers, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption", **WORK)
-        gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url", **WORK)
+        gr.on([], page.api_caption_url, [askers.url, *options], [text, details], api_name="caption_url", **WORK)
     return app
+
+
+def input_panel(examples_dir) -> tuple:
+    """The left-hand column's inputs: (image, error, Askers of its buttons and URL box, examples or None).
+    A refusal shows right under the image."""
+    image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
+                           sources=["upload", "webcam", "clipboard"], elem_id="image")
+    error = gr.Markdown(visible=False, elem_id="error")
+    with gr.Row():
+        url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4, elem_id="url")
+        fetch = gr.Button("Fetch", scale=1, min_width=60, elem_id="fetch")
+    with gr.Row():
+        caption = gr.Button("Caption", variant="primary", scale=2, elem_id="caption-button")
+        compare = gr.Button("Compare decodings", scale=1, min_width=120, elem_id="compare-button")
+    pictures = [str(p) for p in example_images(examples_dir)]
+    examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
+                           elem_id="examples", examples_per_page=12, cache_examples=False) if pictures else None
+    return image, error, Askers(caption=caption, compare=compare, fetch=fetch, url=url), examples
 
 
 def about_panel(page) -> None:
@@ -246,25 +263,30 @@ def live_camera(page) -> None:
                 concurrency_limit=LIVE_STREAMS, api_visibility="private")
 
 
-def page_events(page, image, url, url_button, button, compare, examples, options, outputs):
+def page_events(page, image, askers, examples, options, outputs):
     """The page's own events (private: the API page lists only the two endpoints). `outputs`: the
-    page's PageOutputs components, in the order the result events return their values."""
+    page's PageOutputs components, in the order the result events return their values; `askers`:
+    the page's Askers components, held while a result is worked on."""
     shown, selected = outputs.shown, outputs.selected
     private = dict(api_visibility="private", **WORK)
+    quick = dict(queue=False, api_visibility="private")
 
-    def then_downloads(event):
-        event.then(None, js=SHOW_RESULT, api_visibility="private").then(
+    def result(asked, run, inputs):
+        """`asked` (the askers held) -> `run`, then the askers released (whatever came), the result
+        brought into view and its downloads made."""
+        # While a caption is worked on, the previous result stays in view (a small timer, no blank panels).
+        done = asked.then(run, inputs, list(outputs), show_progress="minimal", **private)
+        done.then(Askers.released, None, list(askers), **quick).then(
+            None, js=RESTORE_FOCUS, api_visibility="private")
+        done.then(None, js=SHOW_RESULT, api_visibility="private").then(
             page.downloads, shown, list(outputs.downloads()), **private)
 
-    # While a caption is worked on, the previous result stays in view (a small timer, no blank panels).
-    working = dict(show_progress="minimal", **private)
-    then_downloads(button.click(page.show_caption, [image, *options], list(outputs), **working))
-    then_downloads(compare.click(page.compare, [image, *options], list(outputs), **working))
-    then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options],
-                         list(outputs), **working))
+    hold = dict(fn=Askers.held, inputs=None, outputs=list(askers), js=NOTE_FOCUS, **quick)
+    result(askers.caption.click(**hold), page.show_caption, [image, *options])
+    result(askers.compare.click(**hold), page.compare, [image, *options])
+    result(gr.on([askers.fetch.click, askers.url.submit], **hold), page.show_caption_from_url, [askers.url, *options])
     if examples is not None:    # an example is captioned as soon as it is clicked
-        then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], list(outputs),
-                                                      **working))
+        result(examples.load_input_event.then(**hold), page.show_caption, [image, *options])
     image.upload(page.check_image, image, [image, outputs.error], **private)
     options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
     for words in (outputs.overlays, outputs.confidence):   # on a phone the large view sits above the tiles

@@ -282,3 +282,44 @@ def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_
     title.wait_for(timeout=10_000)
     assert "Training data" in page.locator("#full-card").inner_text()
     page.close()
+
+
+ASKERS = ["#caption-button", "#compare-button", "#fetch", "#url textarea"]
+WATCH_ASKERS = """(askers) => { window.held = []; const button = document.querySelector(askers[0]);
+  new MutationObserver(() => window.held.push({held: askers.map(s => document.querySelector(s).disabled),
+                                               caption: document.querySelector('#caption textarea').value,
+                                               error: (document.querySelector('#error') || {}).innerText || ''}))
+    .observe(button, {attributes: true, attributeFilter: ['disabled']}); }"""
+
+
+def held_then_released(page) -> list:
+    """What the page showed when the Caption button was held, then released (WATCH_ASKERS)."""
+    page.wait_for_function("() => window.held.length >= 2 && !document.querySelector('#caption-button').disabled",
+                           timeout=60_000)
+    held = page.evaluate("window.held")
+    assert held[0]["held"] == [True] * len(ASKERS) and held[-1]["held"] == [False] * len(ASKERS), held
+    return held
+
+
+def test_the_buttons_are_held_while_a_caption_is_worked_on_and_released_after_even_an_error(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    page.get_by_role("button", name="Caption", exact=True).click()             # no image: an error
+    held = held_then_released(page)
+    assert held[0]["error"] == "" and "upload an image" in held[-1]["error"]   # held until the answer came
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    caption = click_example(page, 0)
+    held = held_then_released(page)
+    assert held[0]["caption"] == "" and held[-1]["caption"] == caption
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    url = page.locator("#url textarea")
+    url.fill("http://127.0.0.1:1/picture.png")
+    url.press("Enter")                                                         # the keyboard's way: the same
+    held = held_then_released(page)
+    assert "not allowed" not in held[0]["error"] and "not allowed" in held[-1]["error"]
+    page.wait_for_function("() => document.activeElement === document.querySelector('#url textarea')",
+                           timeout=10_000)                                      # the focus comes back
+    assert page.input_value("#caption textarea") == caption
+    page.close()

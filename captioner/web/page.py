@@ -77,6 +77,24 @@ class PageOutputs(NamedTuple):
         return self.figure_file, self.gif_file
 
 
+class Askers(NamedTuple):
+    """The controls that ask for a new result (Caption, Compare decodings, Fetch and the URL box,
+    where Enter fetches): `held` while one is worked on, so that no second click or Enter queues
+    another behind it, and `released` once it has come, an error included."""
+    caption: Any
+    compare: Any
+    fetch: Any
+    url: Any
+
+    @classmethod
+    def held(cls) -> Askers:
+        return cls(*(gr.update(interactive=False) for _ in cls._fields))
+
+    @classmethod
+    def released(cls) -> Askers:
+        return cls(*(gr.update(interactive=True) for _ in cls._fields))
+
+
 def shown_to_users(fn):
     """Input problems reach the user as their own message; anything else as a plain apology
     (the traceback goes to the server's log only)."""
