@@ -37,6 +37,8 @@ LIVE_LIMIT_S = 300  # one stream's length; the visitor starts another
 WORK = dict(concurrency_id="work", concurrency_limit=serving.WORK_LIMIT)
 # A picture's share button posts to a Hugging Face Spaces discussion: it works on Spaces only.
 PICTURE_BUTTONS = ["download", "fullscreen"] + (["share"] if os.environ.get("SPACE_ID") else [])
+# Under the image box, where a refusal shows when there is one: what the box takes.
+HINT = f"PNG, JPEG, GIF, WebP, BMP or TIFF, up to {serving.MAX_FILE_SIZE[:-2]} MB."
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
@@ -45,6 +47,11 @@ CSS = """
 #words .grid-wrap { padding-top: 2.2rem !important; }
 #error, #type-error { border-left: 4px solid #d33; padding-left: 0.6rem; }
 #error[data-hidden-text] { display: none !important; }
+#hint, #error, #type-error { min-height: 3.4rem; margin: 0; }
+#error ~ #hint, #type-error:not([hidden]) ~ #hint { display: none !important; }
+#confidence .empty { min-height: 0 !important; height: 6.6rem !important; }
+#examples .gallery-item .container { width: 80px !important; height: 80px !important; }
+#examples .gallery-item img { width: 100% !important; height: 100% !important; object-fit: cover; }
 :root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
                --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
 .dark { --body-text-color-subdued: #b8b8c2; }
@@ -55,11 +62,24 @@ CSS = """
 # primary button 2.8:1); confidence chips in dark text on their light band colours.
 # A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
 # and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
+# Nothing moves as the page fills in: a refusal takes the hint's room under the image box, the
+# empty confidence box is about as tall as a caption's, example thumbnails are sized before they
+# load.
 
 # Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
 # leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.
-HEAD = """<script>
+HEAD = """<style>
+html:not(.page-ready) gradio-app .gradio-container { visibility: hidden; animation: page-reveal 0s 4s forwards; }
+@keyframes page-reveal { to { visibility: visible; } }
+</style>
+<script>
+const PAGE_PARTS = ['caption', 'confidence', 'selected', 'words', 'figure-file', 'gif-file'];
 new MutationObserver(() => {
+  // Gradio draws each part as its code arrives, each pushing the next down: the page shows once
+  // all of them are there (or after 4 s whatever happens, by the style above).
+  const root = document.documentElement;
+  if (!root.classList.contains('page-ready') && PAGE_PARTS.every(id => document.getElementById(id)))
+    requestAnimationFrame(() => root.classList.add('page-ready'));
   document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
     img.alt = 'Example: ' + name.replace(/^(photo|composite)_(\\d+_)?/, '$1 ').replace(/[_-]+/g, ' ');
@@ -194,10 +214,12 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
 
 def input_panel(examples_dir) -> tuple:
     """The left-hand column's inputs: (image, error, Askers of its buttons and URL box, examples or None).
-    A refusal shows right under the image."""
+    A refusal shows right under the image, where a one-line hint on what it takes stands otherwise:
+    the two take the same room, so nothing below moves when one replaces the other."""
     image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
                            sources=["upload", "webcam", "clipboard"], elem_id="image")
     error = gr.Markdown(visible=False, elem_id="error")
+    gr.Markdown(HINT, elem_id="hint")
     with gr.Row():
         url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4, elem_id="url")
         fetch = gr.Button("Fetch", scale=1, min_width=60, elem_id="fetch")

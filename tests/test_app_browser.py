@@ -92,7 +92,7 @@ def download_links(page) -> list:
 def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
-    assert "What this model knows" in page.locator("#honest").inner_text()     # honest up front
+    page.locator("#honest").get_by_text("What this model knows").wait_for(timeout=30_000)   # honest up front
     page.locator("#examples img").first.wait_for(timeout=30_000)
     page.wait_for_timeout(300)
     alts = page.eval_on_selector_all("#examples img", "imgs => imgs.map(i => i.alt)")
@@ -323,3 +323,35 @@ def test_the_buttons_are_held_while_a_caption_is_worked_on_and_released_after_ev
                            timeout=10_000)                                      # the focus comes back
     assert page.input_value("#caption textarea") == caption
     page.close()
+
+
+LAYOUT_SHIFTS = """window.shifts = [];
+new PerformanceObserver(list => list.getEntries().forEach(e => { if (!e.hadRecentInput)
+  window.shifts.push([e.startTime, e.value]); })).observe({type: 'layout-shift', buffered: true});"""
+# Cumulative Layout Shift: the largest burst of shifts (less than 1 s apart, 5 s at most).
+CLS = """() => { let most = 0, burst = 0, first = -1e9, last = -1e9;
+  for (const [t, v] of window.shifts) {
+    if (t - last > 1000 || t - first > 5000) { burst = 0; first = t; }
+    burst += v; last = t; most = Math.max(most, burst);
+  }
+  return most; }"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_page_does_not_jump_as_it_loads_refuses_and_captions(browser, page_url, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500,
+                                  has_touch=width < 500)
+    page = context.new_page()
+    page.add_init_script(LAYOUT_SHIFTS)
+    page.goto(page_url)
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    top = page.locator("#url").bounding_box()["y"]
+    page.get_by_role("button", name="Caption", exact=True).click()
+    page.locator("#error").get_by_text("upload an image").wait_for(timeout=30_000)
+    assert page.locator("#url").bounding_box()["y"] == top                     # the refusal pushes nothing down
+    click_example(page, 0)
+    page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    shift = page.evaluate(CLS)
+    context.close()
+    assert shift < 0.05, shift
