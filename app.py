@@ -43,7 +43,14 @@ CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
 #words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
-#words .caption-label { white-space: normal !important; overflow: visible !important; }
+#words .grid-container { grid-template-rows: none !important; grid-auto-rows: auto !important; }
+#words .thumbnail-item { aspect-ratio: auto !important; height: auto !important; display: flex !important;
+                         flex-direction: column; }
+#words .thumbnail-item > img { aspect-ratio: 1 / 1; height: auto !important; flex: none; }
+#words .caption-label { position: static !important; max-width: none !important; opacity: 1 !important;
+                        white-space: normal !important; overflow: visible !important; text-align: center !important;
+                        border: 0 !important; border-top: 1px solid var(--border-color-primary) !important;
+                        border-radius: 0 !important; }
 #words .grid-wrap { padding-top: 2.2rem !important; }
 #error, #type-error { border-left: 4px solid #d33; padding-left: 0.6rem; }
 #error[data-hidden-text] { display: none !important; }
@@ -61,7 +68,8 @@ CSS = """
 # Text and buttons of at least 4.5:1 contrast in both themes (Gradio's help text is 1.9:1, its
 # primary button 2.8:1); confidence chips in dark text on their light band colours.
 # A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
-# and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
+# and as many columns of at least 96px as fit, so no word is cut off on a phone; each tile's label
+# under its picture (Gradio lays it over the picture), wrapped when long.
 # Nothing moves as the page fills in: a refusal takes the hint's room under the image box, the
 # empty confidence box is about as tall as a caption's, example thumbnails are sized before they
 # load.

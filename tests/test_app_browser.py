@@ -211,6 +211,10 @@ def test_phone_width_layout(browser, page_url):
     assert len(tiles) == len(caption.split()) and max(tiles) <= 390   # every word's tile reachable
     cut = page.eval_on_selector_all("#words .caption-label", "ls => ls.filter(l => l.scrollWidth > l.clientWidth + 1).length")
     assert cut == 0                                               # labels whole, not "picture (0…"
+    covered = page.eval_on_selector_all("#words button.thumbnail-item", "bs => bs.filter(b => b.querySelector("
+                                        "'.caption-label').getBoundingClientRect().top < "
+                                        "b.querySelector('img').getBoundingClientRect().bottom - 1).length")
+    assert covered == 0                                           # under their pictures, not over them
     last = page.locator("#words button.thumbnail-item").last
     last.scroll_into_view_if_needed()
     last.click()                                                  # a word tapped: its large view comes into sight
