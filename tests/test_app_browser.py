@@ -269,6 +269,32 @@ def test_no_critical_or_serious_accessibility_violation_before_or_after_a_captio
     assert before == [] and after == [], (before, after)
 
 
+EDITORS = ("() => Array.from(document.querySelectorAll('#captions input, #captions textarea, #captions [contenteditable],"
+           " #captions .selection-button, #captions .cell-menu-button')).filter(e => e.offsetParent !== null).length")
+
+
+def test_the_captions_table_is_read_only_and_its_rows_can_be_picked(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    click_example(page, 1)
+    page.get_by_role("button", name="Compare decodings", exact=True).click()
+    page.wait_for_function("() => { const t = document.querySelector('#captions');"
+                           " return t && t.offsetParent !== null && t.innerText.includes('greedy'); }", timeout=60_000)
+    table = page.locator("#captions")
+    cell = table.get_by_test_id("cell-1-1").first
+    text = cell.inner_text()
+    cell.click()
+    label = table.get_by_test_id("cell-1-0").first.inner_text().strip()
+    page.wait_for_function("([label]) => document.querySelector('#confidence label').innerText.includes(label)",
+                           arg=[f"({label})"], timeout=30_000)                  # the row is picked ...
+    assert page.evaluate(EDITORS) == 0                                          # ... with no handles on it
+    cell.dblclick()
+    page.keyboard.type("edited")
+    page.wait_for_timeout(300)
+    assert page.evaluate(EDITORS) == 0 and cell.inner_text() == text            # nor an editor
+    page.close()
+
+
 def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_card(browser, page_url):
     record = json.loads((app.EXAMPLES.parent / "model" / cards.RECORD).read_text())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
