@@ -89,6 +89,13 @@ new MutationObserver(() => {
   const root = document.documentElement;
   if (!root.classList.contains('page-ready') && PAGE_PARTS.every(id => document.getElementById(id)))
     requestAnimationFrame(() => root.classList.add('page-ready'));
+  // Gradio names each option of a radio group apart ("radio-1", "radio-2"...), and anew as they
+  // change: one name per group makes it one stop for Tab, whose arrow keys move the choice.
+  document.querySelectorAll('fieldset').forEach((group, n) => {
+    group.querySelectorAll('input[type=radio]').forEach(option => {
+      if (option.name !== 'radio-group-' + n) option.name = 'radio-group-' + n;
+    });
+  });
   document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
     img.alt = 'Example: ' + name.replace(/^(photo|composite)_(\\d+_)?/, '$1 ').replace(/[_-]+/g, ' ');
@@ -118,7 +125,7 @@ new MutationObserver(() => {
     showTypeError('');
   }
 }).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
-                                      attributeFilter: ['aria-label', 'src']});
+                                      attributeFilter: ['aria-label', 'src', 'name']});
 // A file that is not an image is refused by Gradio in a toast that fades; say it where the
 // other refusals are, next to the image box, until the next file or message.
 function showTypeError(text) {

@@ -295,6 +295,29 @@ def test_the_captions_table_is_read_only_and_its_rows_can_be_picked(browser, pag
     page.close()
 
 
+CHECKED = "() => document.querySelector('input[type=radio]:checked').value"
+
+
+def test_arrow_keys_move_the_decoding_choice_like_any_radio_group(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("button", name="Compare decodings", exact=True).focus()
+    for _ in range(30):                                                          # by the keyboard only
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.type === 'radio'"):
+            break
+    assert page.evaluate("() => document.activeElement.value") == "greedy"     # the group is one stop
+    for key, choice in (("ArrowRight", "sample"), ("ArrowRight", "beam"), ("ArrowLeft", "sample"),
+                        ("ArrowDown", "beam"), ("ArrowUp", "sample")):
+        page.keyboard.press(key)
+        page.wait_for_function(f"() => ({CHECKED})() === '{choice}' && document.activeElement.value === '{choice}'",
+                               timeout=10_000)
+    page.locator("#seed").wait_for(timeout=10_000)                              # the page follows: sampling's seed
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.type") != "radio"        # Tab leaves the group
+    page.close()
+
+
 def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_card(browser, page_url):
     record = json.loads((app.EXAMPLES.parent / "model" / cards.RECORD).read_text())
     page = browser.new_page(viewport={"width": 1280, "height": 900})
