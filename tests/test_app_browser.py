@@ -264,6 +264,10 @@ def test_no_critical_or_serious_accessibility_violation_before_or_after_a_captio
     click_example(page, 0)
     page.locator("#words img").first.wait_for(timeout=30_000)
     page.locator("#selected img").first.wait_for(timeout=30_000)
+    # Scanned once the buttons held meanwhile are back, their colours no longer fading in.
+    page.wait_for_function("() => !document.querySelector('#fetch').disabled && !document.getAnimations()"
+                           ".some(a => a.effect && a.effect.target && a.effect.target.closest('button'))",
+                           timeout=30_000)
     after = page.evaluate(AXE_RUN)
     context.close()
     assert before == [] and after == [], (before, after)
