@@ -21,10 +21,11 @@ import gradio as gr
 
 import captioner
 from captioner.assets import EXAMPLES, example_images
+from captioner.checkpoint import CARD
 from captioner.options import STRATEGY_NAMES, DecodingOptions
 from captioner.web import serving
 from captioner.web.cards import model_panel, model_summary
-from captioner.web.page import Page, PageOutputs
+from captioner.web.page import Askers, Page, PageOutputs
 
 LIVE_EVERY_S = 0.1  # the camera sends a frame this often at most; slower captions drop the frames between
 LIVE_STREAMS = 2    # live camera streams at once (a stream that sends nothing for a while is closed)
@@ -36,14 +37,29 @@ LIVE_LIMIT_S = 300  # one stream's length; the visitor starts another
 WORK = dict(concurrency_id="work", concurrency_limit=serving.WORK_LIMIT)
 # A picture's share button posts to a Hugging Face Spaces discussion: it works on Spaces only.
 PICTURE_BUTTONS = ["download", "fullscreen"] + (["share"] if os.environ.get("SPACE_ID") else [])
+# Under the image box, where a refusal shows when there is one: what the box takes.
+HINT = f"PNG, JPEG, GIF, WebP, BMP or TIFF, up to {serving.MAX_FILE_SIZE[:-2]} MB."
 CSS = """
 #caption textarea { font-size: 1.5rem !important; font-weight: 600; line-height: 1.35; }
 #words .grid-wrap { min-height: 0 !important; max-height: none !important; overflow-y: visible !important; }
 #words .grid-container { grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)) !important; }
-#words .caption-label { white-space: normal !important; overflow: visible !important; }
+#words .grid-container { grid-template-rows: none !important; grid-auto-rows: auto !important; }
+#words .thumbnail-item { aspect-ratio: auto !important; height: auto !important; display: flex !important;
+                         flex-direction: column; }
+#words .thumbnail-item > img { aspect-ratio: 1 / 1; height: auto !important; flex: none; }
+#words .caption-label { position: static !important; max-width: none !important; opacity: 1 !important;
+                        white-space: normal !important; overflow: visible !important; text-align: center !important;
+                        border: 0 !important; border-top: 1px solid var(--border-color-primary) !important;
+                        border-radius: 0 !important; }
 #words .grid-wrap { padding-top: 2.2rem !important; }
 #error, #type-error { border-left: 4px solid #d33; padding-left: 0.6rem; }
 #error[data-hidden-text] { display: none !important; }
+#hint, #error, #type-error { min-height: 3.4rem; margin: 0; }
+#error ~ #hint, #type-error:not([hidden]) ~ #hint { display: none !important; }
+#confidence .empty { min-height: 0 !important; height: 6.6rem !important; }
+#examples .gallery-item .container { width: 80px !important; height: 80px !important; }
+#examples .gallery-item img { width: 100% !important; height: 100% !important; object-fit: cover; }
+#captions .selection-button, #captions .cell-menu-button { display: none !important; }
 :root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
                --button-primary-background-fill-hover: #9a3412; --button-primary-text-color: #ffffff; }
 .dark { --body-text-color-subdued: #b8b8c2; }
@@ -53,12 +69,33 @@ CSS = """
 # Text and buttons of at least 4.5:1 contrast in both themes (Gradio's help text is 1.9:1, its
 # primary button 2.8:1); confidence chips in dark text on their light band colours.
 # A large caption. The word gallery: as tall as its pictures (Gradio's default leaves a 450px box),
-# and as many columns of at least 96px as fit, so no word is cut off on a phone; labels wrap.
+# and as many columns of at least 96px as fit, so no word is cut off on a phone; each tile's label
+# under its picture (Gradio lays it over the picture), wrapped when long.
+# Nothing moves as the page fills in: a refusal takes the hint's room under the image box, the
+# empty confidence box is about as tall as a caption's, example thumbnails are sized before they
+# load. The captions table is read-only: no handles for selecting columns or rows, or cell menus.
 
 # Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
 # leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.
-HEAD = """<script>
+HEAD = """<style>
+html:not(.page-ready) gradio-app .gradio-container { visibility: hidden; animation: page-reveal 0s 4s forwards; }
+@keyframes page-reveal { to { visibility: visible; } }
+</style>
+<script>
+const PAGE_PARTS = ['caption', 'confidence', 'selected', 'words', 'figure-file', 'gif-file'];
 new MutationObserver(() => {
+  // Gradio draws each part as its code arrives, each pushing the next down: the page shows once
+  // all of them are there (or after 4 s whatever happens, by the style above).
+  const root = document.documentElement;
+  if (!root.classList.contains('page-ready') && PAGE_PARTS.every(id => document.getElementById(id)))
+    requestAnimationFrame(() => root.classList.add('page-ready'));
+  // Gradio names each option of a radio group apart ("radio-1", "radio-2"...), and anew as they
+  // change: one name per group makes it one stop for Tab, whose arrow keys move the choice.
+  document.querySelectorAll('fieldset').forEach((group, n) => {
+    group.querySelectorAll('input[type=radio]').forEach(option => {
+      if (option.name !== 'radio-group-' + n) option.name = 'radio-group-' + n;
+    });
+  });
   document.querySelectorAll('#examples img:not([alt]), #examples img[alt=""]').forEach(img => {
     const name = decodeURIComponent(img.src.split('/').pop().split('?')[0]).replace(/\\.[a-z]+$/i, '');
     img.alt = 'Example: ' + name.replace(/^(photo|composite)_(\\d+_)?/, '$1 ').replace(/[_-]+/g, ' ');
@@ -88,7 +125,7 @@ new MutationObserver(() => {
     showTypeError('');
   }
 }).observe(document.documentElement, {childList: true, subtree: true, attributes: true,
-                                      attributeFilter: ['aria-label', 'src']});
+                                      attributeFilter: ['aria-label', 'src', 'name']});
 // A file that is not an image is refused by Gradio in a toast that fades; say it where the
 // other refusals are, next to the image box, until the next file or message.
 function showTypeError(text) {
@@ -122,6 +159,17 @@ SHOW_RESULT = """() => {
   const box = target && target.getBoundingClientRect();
   if (box && (box.top < 0 || box.bottom > window.innerHeight)) window.scrollBy(0, box.top - 12);
 }"""
+
+
+# A control held while a result is worked on loses the keyboard's focus (a disabled control cannot
+# keep it): the control that asked gets it back once the result has come, unless the visitor has
+# moved on meanwhile.
+NOTE_FOCUS = "() => { window.captionerAsker = document.activeElement; return []; }"
+RESTORE_FOCUS = """() => setTimeout(() => {
+  const asker = window.captionerAsker;
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (asker && asker.isConnected && lost) asker.focus({preventScroll: true});
+}, 0)"""
 
 
 SHOW_SELECTED = """() => {
@@ -163,34 +211,51 @@ def build_app(model, examples_dir=EXAMPLES) -> gr.Blocks:
         gr.Markdown(model_summary(model), elem_id="honest")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
-                                       sources=["upload", "webcam", "clipboard"], elem_id="image")
-                error = gr.Markdown(visible=False, elem_id="error")
-                with gr.Row():
-                    url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4)
-                    url_button = gr.Button("Fetch", scale=1, min_width=60)
-                with gr.Row():
-                    button = gr.Button("Caption", variant="primary", scale=2)
-                    compare = gr.Button("Compare decodings", scale=1, min_width=120)
-                pictures = [str(p) for p in example_images(examples_dir)]
-                examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
-                                       elem_id="examples", examples_per_page=12,
-                                       cache_examples=False) if pictures else None
+                image, error, askers, examples = input_panel(examples_dir)
                 options = [option_control(knob, model.config.max_length) for knob in DecodingOptions.knobs()]
             with gr.Column(scale=2, min_width=300):
                 results = result_panel()
         live_camera(page)
-        with gr.Accordion("About the model", open=False):
-            gr.Markdown(model_panel(model))
+        about_panel(page)
         shown = gr.State(None)   # this session's result (page.Shown): the word views and downloads use it
         outputs = PageOutputs(error=error, shown=shown, **results)
         text, details = results["caption"], results["details"]
-        page_events(page, image, url, url_button, button, compare, examples, options, outputs)
+        page_events(page, image, askers, examples, options, outputs)
         # The API: events with no trigger on the page, through the same components (so uploads are
         # checked by Gradio), returning only the caption and its JSON.
         gr.on([], page.api_caption, [image, *options], [text, details], api_name="caption", **WORK)
-        gr.on([], page.api_caption_url, [url, *options], [text, details], api_name="caption_url", **WORK)
+        gr.on([], page.api_caption_url, [askers.url, *options], [text, details], api_name="caption_url", **WORK)
     return app
+
+
+def input_panel(examples_dir) -> tuple:
+    """The left-hand column's inputs: (image, error, Askers of its buttons and URL box, examples or None).
+    A refusal shows right under the image, where a one-line hint on what it takes stands otherwise:
+    the two take the same room, so nothing below moves when one replaces the other."""
+    image = UntrustedImage(type="filepath", label="Image", height=230, buttons=PICTURE_BUTTONS,
+                           sources=["upload", "webcam", "clipboard"], elem_id="image")
+    error = gr.Markdown(visible=False, elem_id="error")
+    gr.Markdown(HINT, elem_id="hint")
+    with gr.Row():
+        url = gr.Textbox(label="…or an image URL", placeholder="https://…", scale=4, elem_id="url")
+        fetch = gr.Button("Fetch", scale=1, min_width=60, elem_id="fetch")
+    with gr.Row():
+        caption = gr.Button("Caption", variant="primary", scale=2, elem_id="caption-button")
+        compare = gr.Button("Compare decodings", scale=1, min_width=120, elem_id="compare-button")
+    pictures = [str(p) for p in example_images(examples_dir)]
+    examples = gr.Examples(pictures, inputs=[image], label="Examples (click one to caption it)",
+                           elem_id="examples", examples_per_page=12, cache_examples=False) if pictures else None
+    return image, error, Askers(caption=caption, compare=compare, fetch=fetch, url=url), examples
+
+
+def about_panel(page) -> None:
+    """"About the model": a short account of the model from its card and record; the full card, a
+    long read, only when asked for."""
+    with gr.Accordion("About the model", open=False, elem_id="about"):
+        gr.Markdown(model_panel(page.captioner))
+        with gr.Accordion(f"The full model card ({CARD})", open=False, elem_id="full-card") as full:
+            card = gr.Markdown()
+    full.expand(page.model_card, None, card, queue=False, api_visibility="private")
 
 
 def result_panel() -> dict:
@@ -236,25 +301,30 @@ def live_camera(page) -> None:
                 concurrency_limit=LIVE_STREAMS, api_visibility="private")
 
 
-def page_events(page, image, url, url_button, button, compare, examples, options, outputs):
+def page_events(page, image, askers, examples, options, outputs):
     """The page's own events (private: the API page lists only the two endpoints). `outputs`: the
-    page's PageOutputs components, in the order the result events return their values."""
+    page's PageOutputs components, in the order the result events return their values; `askers`:
+    the page's Askers components, held while a result is worked on."""
     shown, selected = outputs.shown, outputs.selected
     private = dict(api_visibility="private", **WORK)
+    quick = dict(queue=False, api_visibility="private")
 
-    def then_downloads(event):
-        event.then(None, js=SHOW_RESULT, api_visibility="private").then(
+    def result(asked, run, inputs):
+        """`asked` (the askers held) -> `run`, then the askers released (whatever came), the result
+        brought into view and its downloads made."""
+        # While a caption is worked on, the previous result stays in view (a small timer, no blank panels).
+        done = asked.then(run, inputs, list(outputs), show_progress="minimal", **private)
+        done.then(Askers.released, None, list(askers), **quick).then(
+            None, js=RESTORE_FOCUS, api_visibility="private")
+        done.then(None, js=SHOW_RESULT, api_visibility="private").then(
             page.downloads, shown, list(outputs.downloads()), **private)
 
-    # While a caption is worked on, the previous result stays in view (a small timer, no blank panels).
-    working = dict(show_progress="minimal", **private)
-    then_downloads(button.click(page.show_caption, [image, *options], list(outputs), **working))
-    then_downloads(compare.click(page.compare, [image, *options], list(outputs), **working))
-    then_downloads(gr.on([url_button.click, url.submit], page.show_caption_from_url, [url, *options],
-                         list(outputs), **working))
+    hold = dict(fn=Askers.held, inputs=None, outputs=list(askers), js=NOTE_FOCUS, **quick)
+    result(askers.caption.click(**hold), page.show_caption, [image, *options])
+    result(askers.compare.click(**hold), page.compare, [image, *options])
+    result(gr.on([askers.fetch.click, askers.url.submit], **hold), page.show_caption_from_url, [askers.url, *options])
     if examples is not None:    # an example is captioned as soon as it is clicked
-        then_downloads(examples.load_input_event.then(page.show_caption, [image, *options], list(outputs),
-                                                      **working))
+        result(examples.load_input_event.then(**hold), page.show_caption, [image, *options])
     image.upload(page.check_image, image, [image, outputs.error], **private)
     options[0].change(page.show_controls, options[0], options[1:], api_visibility="private")
     for words in (outputs.overlays, outputs.confidence):   # on a phone the large view sits above the tiles

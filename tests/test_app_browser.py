@@ -1,4 +1,5 @@
 """End to end in a real headless browser: Debian's Chromium driven by Playwright (no download)."""
+import json
 import os
 import re
 import shutil
@@ -8,6 +9,7 @@ import pytest
 
 import app
 from captioner import Captioner
+from captioner.web import cards
 from conftest import start_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,8 +44,11 @@ def page_url(request, coco_fixture, tmp_path_factory):
             shutil.copy(path, examples / path.name)
     if TAKE_SCREENSHOTS:
         model = Captioner.load()
-    else:
-        model = Captioner.load(request.getfixturevalue("trained_checkpoint")[0])
+    else:   # the tiny model, with the shipped model's record of what was measured for its About panel
+        checkpoint = tmp_path_factory.mktemp("checkpoint") / "ckpt"
+        shutil.copytree(request.getfixturevalue("trained_checkpoint")[0], checkpoint)
+        shutil.copy(app.EXAMPLES.parent / "model" / cards.RECORD, checkpoint)
+        model = Captioner.load(checkpoint)
     demo = start_app(model.warm_up(), examples)
     yield demo.local_url
     demo.close()
@@ -87,7 +92,7 @@ def download_links(page) -> list:
 def test_desktop_examples_caption_in_view_words_inspectable(browser, page_url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_url)
-    assert "What this model knows" in page.locator("#honest").inner_text()     # honest up front
+    page.locator("#honest").get_by_text("What this model knows").wait_for(timeout=30_000)   # honest up front
     page.locator("#examples img").first.wait_for(timeout=30_000)
     page.wait_for_timeout(300)
     alts = page.eval_on_selector_all("#examples img", "imgs => imgs.map(i => i.alt)")
@@ -206,6 +211,10 @@ def test_phone_width_layout(browser, page_url):
     assert len(tiles) == len(caption.split()) and max(tiles) <= 390   # every word's tile reachable
     cut = page.eval_on_selector_all("#words .caption-label", "ls => ls.filter(l => l.scrollWidth > l.clientWidth + 1).length")
     assert cut == 0                                               # labels whole, not "picture (0…"
+    covered = page.eval_on_selector_all("#words button.thumbnail-item", "bs => bs.filter(b => b.querySelector("
+                                        "'.caption-label').getBoundingClientRect().top < "
+                                        "b.querySelector('img').getBoundingClientRect().bottom - 1).length")
+    assert covered == 0                                           # under their pictures, not over them
     last = page.locator("#words button.thumbnail-item").last
     last.scroll_into_view_if_needed()
     last.click()                                                  # a word tapped: its large view comes into sight
@@ -255,6 +264,151 @@ def test_no_critical_or_serious_accessibility_violation_before_or_after_a_captio
     click_example(page, 0)
     page.locator("#words img").first.wait_for(timeout=30_000)
     page.locator("#selected img").first.wait_for(timeout=30_000)
+    # Scanned once the buttons held meanwhile are back, their colours no longer fading in.
+    page.wait_for_function("() => !document.querySelector('#fetch').disabled && !document.getAnimations()"
+                           ".some(a => a.effect && a.effect.target && a.effect.target.closest('button'))",
+                           timeout=30_000)
     after = page.evaluate(AXE_RUN)
     context.close()
     assert before == [] and after == [], (before, after)
+
+
+EDITORS = ("() => Array.from(document.querySelectorAll('#captions input, #captions textarea, #captions [contenteditable],"
+           " #captions .selection-button, #captions .cell-menu-button')).filter(e => e.offsetParent !== null).length")
+
+
+def test_the_captions_table_is_read_only_and_its_rows_can_be_picked(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    click_example(page, 1)
+    page.get_by_role("button", name="Compare decodings", exact=True).click()
+    page.wait_for_function("() => { const t = document.querySelector('#captions');"
+                           " return t && t.offsetParent !== null && t.innerText.includes('greedy'); }", timeout=60_000)
+    table = page.locator("#captions")
+    cell = table.get_by_test_id("cell-1-1").first
+    text = cell.inner_text()
+    cell.click()
+    label = table.get_by_test_id("cell-1-0").first.inner_text().strip()
+    page.wait_for_function("([label]) => document.querySelector('#confidence label').innerText.includes(label)",
+                           arg=[f"({label})"], timeout=30_000)                  # the row is picked ...
+    assert page.evaluate(EDITORS) == 0                                          # ... with no handles on it
+    cell.dblclick()
+    page.keyboard.type("edited")
+    page.wait_for_timeout(300)
+    assert page.evaluate(EDITORS) == 0 and cell.inner_text() == text            # nor an editor
+    page.close()
+
+
+CHECKED = "() => document.querySelector('input[type=radio]:checked').value"
+
+
+def test_arrow_keys_move_the_decoding_choice_like_any_radio_group(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("button", name="Compare decodings", exact=True).focus()
+    for _ in range(30):                                                          # by the keyboard only
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.type === 'radio'"):
+            break
+    assert page.evaluate("() => document.activeElement.value") == "greedy"     # the group is one stop
+    for key, choice in (("ArrowRight", "sample"), ("ArrowRight", "beam"), ("ArrowLeft", "sample"),
+                        ("ArrowDown", "beam"), ("ArrowUp", "sample")):
+        page.keyboard.press(key)
+        page.wait_for_function(f"() => ({CHECKED})() === '{choice}' && document.activeElement.value === '{choice}'",
+                               timeout=10_000)
+    page.locator("#seed").wait_for(timeout=10_000)                              # the page follows: sampling's seed
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.type") != "radio"        # Tab leaves the group
+    page.close()
+
+
+def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_card(browser, page_url):
+    record = json.loads((app.EXAMPLES.parent / "model" / cards.RECORD).read_text())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.get_by_role("button", name="About the model").click()
+    about = page.locator("#about")
+    about.get_by_text("How often it is right").wait_for(timeout=10_000)
+    text = about.inner_text()
+    assert len(text) <= cards.PANEL_CHARS, len(text)
+    photos = record["validation_photos"]
+    assert f"names the main subject of {100 * photos['not_calibrated_main_subject_recall']:.0f}%" in text
+    assert f"finds {100 * record['figures']['object_recall']:.0f}% of the objects" in text
+    page.get_by_role("button", name="The full model card (model_card.md)").click()
+    title = page.locator("#full-card").get_by_text("Captioner checkpoint")       # the fixture's card, on asking
+    title.wait_for(timeout=10_000)
+    assert "Training data" in page.locator("#full-card").inner_text()
+    page.close()
+
+
+ASKERS = ["#caption-button", "#compare-button", "#fetch", "#url textarea"]
+WATCH_ASKERS = """(askers) => { window.held = []; const button = document.querySelector(askers[0]);
+  new MutationObserver(() => window.held.push({held: askers.map(s => document.querySelector(s).disabled),
+                                               caption: document.querySelector('#caption textarea').value,
+                                               error: (document.querySelector('#error') || {}).innerText || ''}))
+    .observe(button, {attributes: true, attributeFilter: ['disabled']}); }"""
+
+
+def held_then_released(page) -> list:
+    """What the page showed when the Caption button was held, then released (WATCH_ASKERS)."""
+    page.wait_for_function("() => window.held.length >= 2 && !document.querySelector('#caption-button').disabled",
+                           timeout=60_000)
+    held = page.evaluate("window.held")
+    assert held[0]["held"] == [True] * len(ASKERS) and held[-1]["held"] == [False] * len(ASKERS), held
+    return held
+
+
+def test_the_buttons_are_held_while_a_caption_is_worked_on_and_released_after_even_an_error(browser, page_url):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_url)
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    page.get_by_role("button", name="Caption", exact=True).click()             # no image: an error
+    held = held_then_released(page)
+    assert held[0]["error"] == "" and "upload an image" in held[-1]["error"]   # held until the answer came
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    caption = click_example(page, 0)
+    held = held_then_released(page)
+    assert held[0]["caption"] == "" and held[-1]["caption"] == caption
+    page.evaluate(WATCH_ASKERS, ASKERS)
+    url = page.locator("#url textarea")
+    url.fill("http://127.0.0.1:1/picture.png")
+    url.press("Enter")                                                         # the keyboard's way: the same
+    held = held_then_released(page)
+    assert "not allowed" not in held[0]["error"] and "not allowed" in held[-1]["error"]
+    page.wait_for_function("() => document.activeElement === document.querySelector('#url textarea')",
+                           timeout=10_000)                                      # the focus comes back
+    assert page.input_value("#caption textarea") == caption
+    page.close()
+
+
+LAYOUT_SHIFTS = """window.shifts = [];
+new PerformanceObserver(list => list.getEntries().forEach(e => { if (!e.hadRecentInput)
+  window.shifts.push([e.startTime, e.value]); })).observe({type: 'layout-shift', buffered: true});"""
+# Cumulative Layout Shift: the largest burst of shifts (less than 1 s apart, 5 s at most).
+CLS = """() => { let most = 0, burst = 0, first = -1e9, last = -1e9;
+  for (const [t, v] of window.shifts) {
+    if (t - last > 1000 || t - first > 5000) { burst = 0; first = t; }
+    burst += v; last = t; most = Math.max(most, burst);
+  }
+  return most; }"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)])
+def test_the_page_does_not_jump_as_it_loads_refuses_and_captions(browser, page_url, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500,
+                                  has_touch=width < 500)
+    page = context.new_page()
+    page.add_init_script(LAYOUT_SHIFTS)
+    page.goto(page_url)
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    top = page.locator("#url").bounding_box()["y"]
+    page.get_by_role("button", name="Caption", exact=True).click()
+    page.locator("#error").get_by_text("upload an image").wait_for(timeout=30_000)
+    assert page.locator("#url").bounding_box()["y"] == top                     # the refusal pushes nothing down
+    click_example(page, 0)
+    page.locator("#gif-file a[data-testid='download-link']").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    shift = page.evaluate(CLS)
+    context.close()
+    assert shift < 0.05, shift

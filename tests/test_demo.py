@@ -1,5 +1,7 @@
 """The functions behind the web page, called directly."""
 
+import json
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -232,17 +234,56 @@ def test_bugs_become_a_plain_apology():
 
 
 def test_model_panel_is_honest_reads_the_card_and_shows_no_server_path(model, coco_fixture):
+    # A checkpoint with no record of what was measured: its card, cut to what fits.
     panel = cards.model_panel(model)
-    assert "--checkpoint" not in panel
-    shipped = type("Default", (), {"checkpoint": type("C", (), {"card": (app.EXAMPLES.parent / "model" / "model_card.md").read_text()}),
-                                   "vocab": range(3), "source": "the shipped model", "config": model.config})
-    summary = cards.model_summary(shipped).split("** ", 1)[1].split(" (")[0]
-    assert summary not in cards.model_panel(shipped) and "## What it is" in cards.model_panel(shipped)   # said once
+    assert "--checkpoint" not in panel and len(panel) <= cards.PANEL_CHARS
     assert str(model.checkpoint.path) not in panel and model.source in panel
     assert str(coco_fixture[0]) in model.checkpoint.card and str(coco_fixture[0].parent) not in panel
     title = model.checkpoint.card.strip().splitlines()[0]
     assert title.lstrip("# ") in panel and f"\n{title}\n" not in panel    # the card, its headings demoted
     assert f"{len(model.vocab)} words" in panel
+    full = cards.model_card(model)                                         # the whole card, when asked for
+    assert title.lstrip("# ") in full and str(coco_fixture[0].parent) not in full
+
+
+def shipped_checkpoint(tmp_path, record_changes=None):
+    """The shipped model's card, record and config (no weights), as the page reads them: in its own
+    folder, or, with `record_changes`, in a copy whose record says other figures."""
+    from captioner.config import CheckpointConfig
+    folder = app.EXAMPLES.parent / "model"
+    if record_changes:
+        record = json.loads((folder / cards.RECORD).read_text())
+        for key, values in record_changes.items():
+            record[key].update(values)
+        copy = tmp_path / "model"
+        copy.mkdir()
+        (copy / cards.RECORD).write_text(json.dumps(record))
+        folder = copy
+    config = CheckpointConfig.from_dict(json.loads((app.EXAMPLES.parent / "model" / "config.json").read_text()))
+    card = (app.EXAMPLES.parent / "model" / "model_card.md").read_text()
+    return type("Shipped", (), {"checkpoint": type("C", (), {"card": card, "path": folder}),
+                                "vocab": range(config.model.vocab_size), "source": "the shipped default model",
+                                "config": config.model})
+
+
+def test_the_about_panel_is_short_and_tells_the_recorded_figures(tmp_path):
+    shipped = shipped_checkpoint(tmp_path)
+    record = json.loads((app.EXAMPLES.parent / "model" / cards.RECORD).read_text())
+    panel, card = cards.model_panel(shipped), shipped.checkpoint.card
+    assert len(card) > 10_000 and len(panel) <= cards.PANEL_CHARS                # not the whole card
+    photos, emoji = record["validation_photos"], record["figures"]
+    for figure in (photos["not_calibrated_main_subject_recall"], photos["not_calibrated_pointing_game"],
+                   photos["not_calibrated_chair_s"], emoji["object_recall"], record["photo_composites"]["object_recall"]):
+        assert f"{100 * figure:.0f}%" in panel
+    assert f"{record['emoji_images']:,} scenes" in panel and "It counts up to three." in panel   # what it learnt, its limits
+    assert "wildebeest" not in panel and "Stage timings" not in panel                          # no lists, no recipe
+    assert "assets/model/model_card.md" in panel                                               # where the rest is
+    summary = cards.model_summary(shipped).split("** ", 1)[1].split(" (")[0]
+    assert summary not in panel                                                                # said under the title
+    other = cards.model_panel(shipped_checkpoint(tmp_path, {"validation_photos": {
+        "not_calibrated_main_subject_recall": 0.123}, "figures": {"object_recall": 0.456}}))
+    assert "12%" in other and "46% of the objects" in other and "model_card.md` in the checkpoint" in other
+    assert len(cards.model_card(shipped)) > 10_000
 
 
 def test_examples_folder(tmp_path):

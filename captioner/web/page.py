@@ -28,6 +28,7 @@ from ..images import InputError
 from ..options import DecodingOptions, visibility
 from ..sandbox import load_untrusted_image
 from . import timings
+from .cards import model_card
 from .heatmaps import overlay, save_attention_figure, save_attention_gif, word_overlays
 from .urls import fetch_url
 
@@ -74,6 +75,24 @@ class PageOutputs(NamedTuple):
     def downloads(self) -> tuple:
         """The outputs `Page.downloads` fills, in order."""
         return self.figure_file, self.gif_file
+
+
+class Askers(NamedTuple):
+    """The controls that ask for a new result (Caption, Compare decodings, Fetch and the URL box,
+    where Enter fetches): `held` while one is worked on, so that no second click or Enter queues
+    another behind it, and `released` once it has come, an error included."""
+    caption: Any
+    compare: Any
+    fetch: Any
+    url: Any
+
+    @classmethod
+    def held(cls) -> Askers:
+        return cls(*(gr.update(interactive=False) for _ in cls._fields))
+
+    @classmethod
+    def released(cls) -> Askers:
+        return cls(*(gr.update(interactive=True) for _ in cls._fields))
 
 
 def shown_to_users(fn):
@@ -254,6 +273,10 @@ class Page:
                                          figure_file=None, gif_file=None, shown=shown).sample_outputs()
         except Expired:
             return _expired(unchanged)
+
+    def model_card(self) -> str:
+        """"The full model card" opened -> the loaded model's card (read when asked for: it is long)."""
+        return model_card(self.captioner)
 
     @staticmethod
     def show_controls(strategy) -> list:
