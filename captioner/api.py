@@ -168,8 +168,8 @@ class Captioner:
         else:
             (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
                 pictures, settings, copies, steps, seed, features), submit)
+        encoded = np.asarray(encoded)                  # (B, N, C): read twice below, converted once
         warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
-        encoded = np.asarray(encoded)
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
                                   encoded[i // copies]) for i, row in enumerate(rows)]
         for caption in captions:
