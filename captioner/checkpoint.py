@@ -20,10 +20,11 @@ from .vocab import Vocabulary
 
 CONFIG, VOCAB, WEIGHTS, CARD = "config.json", "vocab.json", "model.weights.h5", "model_card.md"
 TRAIN_STATE, OPTIMIZER = "train_state.json", "optimizer.npz"
+RECORD = "heldout_figures.json"   # what `make model` measured, where it made the checkpoint
 REQUIRED = (CONFIG, VOCAB, WEIGHTS)
 # Every file of a checkpoint that travels with it: what `hub.push` uploads, `hub.download` fetches
 # and `make model` ships (training state stays behind).
-FILES = (CONFIG, VOCAB, WEIGHTS, CARD, FAMILIARITY, "loss_curve.png", "heldout_figures.json",
+FILES = (CONFIG, VOCAB, WEIGHTS, CARD, FAMILIARITY, "loss_curve.png", RECORD,
          "validation_captions.jsonl")
 
 

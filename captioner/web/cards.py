@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..assets import DEFAULT_CHECKPOINT
-from ..checkpoint import CARD
+from ..checkpoint import CARD, RECORD
 
 
 # A card line that says in a few words what the model was trained on, if the card has one.
@@ -16,7 +16,6 @@ SCOPE_HEADING = re.compile(r"can|know|limit|scope|intended", re.IGNORECASE)
 SERVER_PATH = re.compile(r"(?<![\w.:/])(?:~|\.{1,2})?/(?:[\w.@+-]+/)+([\w.@+-]+)")
 NUMBERS_JSON = re.compile(r'\{\s*"[^{}]*\}')
 CANNOT = re.compile(r"^What it cannot do:\s*(.+?)(?:\n\s*\n|\Z)", re.MULTILINE | re.DOTALL)
-RECORD = "heldout_figures.json"   # a checkpoint's record of what was measured, where make model wrote one
 PANEL_CHARS = 2500                # "About the model" at most: the full card is a click further
 
 
