@@ -185,6 +185,8 @@ ROWS = [("decode_in_process_ms", "Image file decoded in the server's own process
         ("end_to_end_tensorflow_p50_ms", "End to end on TensorFlow alone (LiteRT not installed) (p50)", "ms"),
         ("batch16_images_per_s", "Batch of 16 images, greedy", "images/s"),
         ("live_fps", "Live camera mode: 640x480 frames captioned back to back", "frames/s"),
+        ("browser_live_fps", "Live camera mode in Chromium (fake camera, 320x240, the page's own count)", "frames/s"),
+        ("browser_live_captions", "Distinct live captions the page showed in 10 s (10 pictures in turn)", "captions"),
         ("train_step_ms", "Train step, batch 64 (compiled)", "ms"),
         ("eager_train_step_ms", "Train step, batch 64 (the seed's eager step)", "ms"),
         ("train_speedup", "Train speed-up (eager / compiled)", "x"),

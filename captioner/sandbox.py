@@ -33,7 +33,8 @@ MEMORY_BUDGET = 480 * 2 ** 20      # address space a worker may add to decode on
                                    # address space, and so its memory, stays under 600 MB)
 WALL_DEADLINE_S = 10.0             # a worker's answer, at the latest (it is niced: others go first)
 MAX_WORKERS = 6                    # decodes at once; more wait for a worker
-NICENESS = 19                      # the model's own work goes before a decode
+NICENESS = 10                      # the model's own work goes first, but a busy CPU (a browser, a
+                                   # crowd) must not starve a visitor's decode (docs/benchmarks.md)
 _REQUEST = struct.Struct("<QQ")    # data length, max pixels
 _REPLY = struct.Struct("<BIIQ")    # status, width, height, payload length
 OK, REFUSED, OUT_OF_MEMORY = 0, 1, 2

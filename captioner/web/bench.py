@@ -1,11 +1,13 @@
 """`make bench`: `python -m captioner.web.bench [bench's flags]` is `python -m captioner bench` with
-the page's own figure too (the live camera, through the page's live event).
+the page's own figures too (the live camera, through the page's live event and in Chromium).
 
 The core's command line never loads Gradio, so its `bench` measures the package alone; the web
 page's figures are measured here, where the page is, and join the same table (captioner.bench).
 """
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import tempfile
 import time
@@ -32,7 +34,33 @@ def bench_live(model, image_path, seconds: float = 3.0) -> dict:
         return {"live_fps": round(frames / (time.perf_counter() - start), 1)}
 
 
-SECTIONS = (bench_live,)   # the page's figures, measured after the core's end to end ones
+def bench_browser_live(model, image_path, seconds: float = 10.0) -> dict:
+    """Live camera mode as a visitor sees it: the app served on loopback, Chromium's fake camera
+    playing the example pictures (one a second), the frames per second the page's note reports
+    after `seconds`, and how many distinct captions it showed."""
+    from ..assets import example_images
+    from .fake_camera import CHROMIUM, camera_browser, start_live, watch_live, write_y4m
+    if not os.path.exists(CHROMIUM):
+        print(f"browser live figure skipped: {CHROMIUM} is missing (make system-deps installs it)", file=sys.stderr)
+        return {}
+    import app                                   # the page itself, as `python app.py` serves it
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as folder:
+        video = write_y4m(Path(folder) / "camera.y4m", example_images()[:10] or [image_path])
+        demo = app.build_app(model, examples_dir=Path(folder))
+        app.serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            with camera_browser(video, demo.local_url) as page:
+                start_live(page)
+                captions, _, fps = watch_live(page, seconds)
+        finally:
+            demo.close()
+    return {"browser_live_fps": fps, "browser_live_captions": len(set(captions))}
+
+
+SECTIONS = (bench_live, bench_browser_live)   # the page's figures, measured after the core's end to end ones
 
 
 def main(argv=None) -> int:
