@@ -58,6 +58,7 @@ CSS = """
 #error ~ #hint, #type-error:not([hidden]) ~ #hint { display: none !important; }
 #confidence .empty { min-height: 0 !important; height: 6.6rem !important; }
 #examples .gallery-item .container { width: 80px !important; height: 80px !important; }
+@media (max-width: 640px) { #image { height: 200px !important; } }
 #examples .gallery-item img { width: 100% !important; height: 100% !important; object-fit: cover; }
 #captions .selection-button, #captions .cell-menu-button { display: none !important; }
 :root, .dark { --body-text-color-subdued: #5d5d66; --button-primary-background-fill: #c2410c;
@@ -73,7 +74,7 @@ CSS = """
 # under its picture (Gradio lays it over the picture), wrapped when long.
 # Nothing moves as the page fills in: a refusal takes the hint's room under the image box, the
 # empty confidence box is about as tall as a caption's, example thumbnails are sized before they
-# load. The captions table is read-only: no handles for selecting columns or rows, or cell menus.
+# load. On a phone the image box is shorter, so the first examples show as the page opens. The captions table is read-only: no handles for selecting columns or rows, or cell menus.
 
 # Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
 # leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from . import quiet_stderr
 from .assets import DEFAULT_CHECKPOINT
 from .batching import MicroBatcher, Timing
 from .checkpoint import WEIGHTS, Checkpoint, load_checkpoint
@@ -104,11 +105,14 @@ class Captioner:
         real request is as fast as the rest."""
         POOL.warm_up()
         blank = np.full((self.encoder.input_size, self.encoder.input_size, 3), 127, np.uint8)
-        for strategy in STRATEGIES:
-            self.caption(blank, strategy=strategy, seed=0)
-        self.captions(blank, strategy="sample", num_samples=2, seed=0)
-        for size in self.batching.litert_sizes:   # each batched LiteRT loop (converted on first use)
-            self.caption_batch([blank] * size)
+        # First runs print native one-time notices that read like errors (oneDNN's "supports DT_HALF
+        # only on platforms with AVX-512"); errors still raise. CAPTIONER_TF_LOGS=1 shows them.
+        with quiet_stderr():
+            for strategy in STRATEGIES:
+                self.caption(blank, strategy=strategy, seed=0)
+            self.captions(blank, strategy="sample", num_samples=2, seed=0)
+            for size in self.batching.litert_sizes:   # each batched LiteRT loop (converted on first use)
+                self.caption_batch([blank] * size)
         return self
 
     def features(self, images) -> tf.Tensor:

@@ -26,7 +26,7 @@ def render_card(config, words, measured: dict, template: Path = TEMPLATE) -> str
         **_what_it_is(config, measured), **_data(measured, names, config.train), **_recipe(config, measured),
         **_figures(measured, recipe["floors"]), **_familiarity(measured["familiarity"]),
         "warning": warning_section(measured.get("warning")),
-        "summary": summary_line(names, measured["validation_photos"])})
+        "summary": summary_line(measured["validation_photos"])})
 
 
 def _what_it_is(config, measured: dict) -> dict:
@@ -170,13 +170,13 @@ def nameable(words) -> dict[str, list[str]]:
     return {"emoji": emoji, "photo": photo, "settings": settings}
 
 
-def summary_line(names: dict, validation: dict) -> str:
-    """The one short line the page shows under its title: what it learnt from, what it can name, and
-    how often it is right on real photos no choice was made on."""
+def summary_line(validation: dict) -> str:
+    """The one short line the page shows under its title: what it learnt from and how often it is
+    right on real photos no choice was made on (what it can name is in the About panel; on a phone
+    a longer line pushed the examples below the fold)."""
     recall = validation.get("not_calibrated_main_subject_recall") or 0
-    return (f"Trained only on rendered scenes (emoji, and photo cut-outs pasted on photos): it can name "
-            f"{len(names['photo'])} kinds of thing and {len(names['emoji'])} emoji objects, and named the main "
-            f"subject of {100 * recall:.0f}% of {validation.get('not_calibrated_photos', 0)} real photos it never saw.")
+    return (f"Trained only on rendered scenes (emoji, and photo cut-outs on photos); named the main subject "
+            f"of {100 * recall:.0f}% of {validation.get('not_calibrated_photos', 0)} real photos it never saw.")
 
 
 def calibration_text(calibration: dict, model, recipe: dict) -> str:

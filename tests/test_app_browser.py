@@ -44,10 +44,11 @@ def page_url(request, coco_fixture, tmp_path_factory):
             shutil.copy(path, examples / path.name)
     if TAKE_SCREENSHOTS:
         model = Captioner.load()
-    else:   # the tiny model, with the shipped model's record of what was measured for its About panel
+    else:   # the tiny model, with the shipped model's card and record (the line under the title, About)
         checkpoint = tmp_path_factory.mktemp("checkpoint") / "ckpt"
         shutil.copytree(request.getfixturevalue("trained_checkpoint")[0], checkpoint)
-        shutil.copy(app.EXAMPLES.parent / "model" / cards.RECORD, checkpoint)
+        for name in (cards.RECORD, cards.CARD):
+            shutil.copy(app.EXAMPLES.parent / "model" / name, checkpoint)
         model = Captioner.load(checkpoint)
     demo = start_app(model.warm_up(), examples)
     yield demo.local_url
@@ -198,6 +199,16 @@ def test_compare_decodings_and_inspect_any_row(browser, page_url):
     page.close()
 
 
+def test_on_a_phone_the_first_examples_are_in_view_as_the_page_opens(browser, page_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(page_url)
+    page.locator("#honest").get_by_text("real photos it never saw").wait_for(timeout=30_000)  # the shipped line
+    page.locator("#examples img").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(300)
+    assert page.evaluate(IN_VIEW, "#examples img"), page.eval_on_selector("#examples img", "i => i.getBoundingClientRect().bottom")
+    page.close()
+
+
 def test_phone_width_layout(browser, page_url):
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page.goto(page_url)
@@ -338,9 +349,9 @@ def test_about_the_model_is_short_tells_the_recorded_figures_and_opens_the_full_
     assert f"names the main subject of {100 * photos['not_calibrated_main_subject_recall']:.0f}%" in text
     assert f"finds {100 * record['figures']['object_recall']:.0f}% of the objects" in text
     page.get_by_role("button", name="The full model card (model_card.md)").click()
-    title = page.locator("#full-card").get_by_text("Captioner checkpoint")       # the fixture's card, on asking
+    title = page.locator("#full-card").get_by_text("Captioner default model")   # the checkpoint's card, on asking
     title.wait_for(timeout=10_000)
-    assert "Training data" in page.locator("#full-card").inner_text()
+    assert "What it is" in page.locator("#full-card").inner_text()
     page.close()
 
 

@@ -1,7 +1,10 @@
 """The shipped default model on a freshly rendered held-out scene set (looser bars than the model
 card's 500-image figures: this is a small sample; it is not a timed test)."""
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,15 @@ def test_the_shipped_model_warns_on_blank_flat_and_noise_images_and_not_on_its_e
     for path in sorted(EXAMPLES.glob("*.jpg")):
         caption = model.caption(path)
         assert caption.unfamiliar is False and caption.warning is None, (path.name, caption.text)
+
+
+def test_loading_and_warming_the_shipped_model_prints_nothing(tmp_path):
+    """What `make demo` shows before its URL: no TensorFlow C++ line (oneDNN's one-time DT_HALF
+    notice on CPUs without AVX-512 came while warm-up compiled the searches)."""
+    script = ("import captioner; captioner.import_tensorflow_quietly()\n"
+              "from captioner import Captioner; Captioner.load().warm_up(); print('warm')")
+    env = {k: v for k, v in os.environ.items() if k not in ("CAPTIONER_TF_LOGS", "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "warm" and done.stderr == "", done.stderr[-2000:]

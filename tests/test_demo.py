@@ -308,7 +308,7 @@ def test_app_refuses_to_start_with_a_corrupt_checkpoint(trained_checkpoint, tmp_
 def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
     # The fixture's card names its training data ("- Training data: <path>"): said without the path.
     line = cards.model_summary(model)
-    assert "Trained on captions_train2014.json." in line and f"{len(model.vocab)} words" in line
+    assert "Trained on captions_train2014.json." in line and "About the model" in line
     assert "/" not in line
     card = "# A photo model\n\n## What it can do\nIt was trained on MS-COCO photographs. It names 80 kinds.\n"
     monkeypatch.setattr(model.checkpoint, "card", card)
@@ -320,7 +320,7 @@ def test_the_honest_line_comes_from_the_checkpoints_card(model, monkeypatch):
         "vocab": range(3)}))
     # The shipped card's own summary, one short line: what it learnt from, how often it is right on photos.
     assert "emoji" in shipped and "photo cut-outs" in shipped and "real photos it never saw" in shipped
-    assert len(shipped.split()) <= 50, shipped
+    assert len(shipped.split()) <= 35, shipped          # a phone shows the examples below it
 
 
 def test_a_very_long_image_gives_readable_tiles(page):

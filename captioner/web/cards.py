@@ -20,7 +20,7 @@ PANEL_CHARS = 2500                # "About the model" at most: the full card is 
 
 
 def model_summary(captioner) -> str:
-    """The one line under the title: what the loaded model was trained on and what it can name,
+    """The one line under the title: what the loaded model was trained on and how well it does,
     from its card (a "Summary:" or "Trained on:" line, else the first paragraph of a section on
     what it can do, else the card's first paragraph), so every checkpoint speaks for itself."""
     card = _without_paths(captioner.checkpoint.card)
@@ -31,7 +31,7 @@ def model_summary(captioner) -> str:
         said = f"Trained on {found.get('trained on') or found['training data']}."
     else:
         said = _first_sentences(_scope_paragraph(card)) or "This checkpoint has no model card."
-    return f"**What this model knows.** {said} ({vocabulary_size(captioner)}; more under *About the model*.)"
+    return f"**What this model knows.** {said} (More under *About the model*.)"
 
 
 def vocabulary_size(captioner) -> str:
