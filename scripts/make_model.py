@@ -103,6 +103,7 @@ class Stages:
         captioner = Captioner.load(self.run)
         record.update(self.evaluate(captioner))
         record["familiarity"] = self.timed("familiarity", lambda: self.familiarity(captioner))
+        captioner = Captioner.load(self.run)   # with the statistics just fitted, which the warning reads
         record["warning"] = self.timed("warning", lambda: self.warning(captioner))
         self.write_record(record, captioner)
         ship(self.run, ROOT / self.args.out)
