@@ -74,7 +74,8 @@ CSS = """
 # under its picture (Gradio lays it over the picture), wrapped when long.
 # Nothing moves as the page fills in: a refusal takes the hint's room under the image box, the
 # empty confidence box is about as tall as a caption's, example thumbnails are sized before they
-# load. On a phone the image box is shorter, so the first examples show as the page opens. The captions table is read-only: no handles for selecting columns or rows, or cell menus.
+# load. On a phone the image box is shorter, so the first examples show as the page opens. The
+# captions table is read-only: no handles for selecting columns or rows, or cell menus.
 
 # Run in the browser: example pictures and word tiles get names a screen reader can say (Gradio
 # leaves the examples' alt text empty and may call a tile "Thumbnail 1 of 6"): a file's name, a word.

@@ -37,12 +37,6 @@ LONE_LIMIT_S = 1.0   # a lone greedy caption beside the hostile burst
 sys.path.insert(0, str(ROOT))   # captioner.options, for the hostile requests' parameters
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -95,6 +89,7 @@ def start_server(checkpoint: str | None, port: int, timings: Path | None = None)
 def run(clients: int, requests: int, images: list[str], checkpoint: str | None = None,
         hostile_seconds: float = 20) -> dict:
     from gradio_client import Client, handle_file
+    from captioner.web.serving import free_port
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         timings = Path(folder) / "timings.jsonl"

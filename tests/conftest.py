@@ -3,7 +3,6 @@ import atexit
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -75,9 +74,8 @@ def trained_checkpoint(coco_fixture, tmp_path_factory):
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    from captioner.web.serving import free_port as port   # Gradio loads only for tests that serve
+    return port()
 
 
 def start_app(model, examples_dir):

@@ -7,7 +7,6 @@ page's figures are measured here, where the page is, and join the same table (ca
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -18,6 +17,7 @@ from PIL import Image
 import captioner
 
 from .page import Page
+from .serving import free_port
 
 
 def bench_live(model, image_path, seconds: float = 3.0) -> dict:
@@ -44,13 +44,10 @@ def bench_browser_live(model, image_path, seconds: float = 10.0) -> dict:
         print(f"browser live figure skipped: {CHROMIUM} is missing (make system-deps installs it)", file=sys.stderr)
         return {}
     import app                                   # the page itself, as `python app.py` serves it
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as folder:
         video = write_y4m(Path(folder) / "camera.y4m", example_images()[:10] or [image_path])
         demo = app.build_app(model, examples_dir=Path(folder))
-        app.serve(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        app.serve(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
         try:
             with camera_browser(video, demo.local_url) as page:
                 start_live(page)

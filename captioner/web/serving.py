@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -179,6 +180,13 @@ def start_sweeper(every_s: float = 60) -> threading.Thread:
     sweeper = threading.Thread(target=sweep_forever, name="captioner-sweeper", daemon=True)
     sweeper.start()
     return sweeper
+
+
+def free_port() -> int:
+    """A loopback port free now (the benchmarks' and tests' own servers)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def launch_options(server_name: str) -> dict:
