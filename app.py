@@ -108,9 +108,10 @@ new MutationObserver(() => {
   document.querySelectorAll('button.upload-container[aria-label]').forEach(box => box.removeAttribute('aria-label'));
   document.querySelectorAll('#selected .image-container > button:not([aria-label])').forEach(b =>
     b.setAttribute('aria-label', "The selected word's heatmap, full size"));
-  // A download link is named by what it downloads, not "497.7 KB".
+  // A download link is named by what it downloads, not "497.7 KB"; its name keeps the size it shows
+  // (a name must contain the visible text: speech users say what they see).
   document.querySelectorAll('#figure-file a[data-testid="download-link"], #gif-file a[data-testid="download-link"]').forEach(link => {
-    const name = 'Download ' + (link.getAttribute('download') || 'the file');
+    const name = 'Download ' + (link.getAttribute('download') || 'the file') + ', ' + link.textContent.trim();
     if (link.getAttribute('aria-label') !== name) link.setAttribute('aria-label', name);
   });
   document.querySelectorAll('#words button.thumbnail-item').forEach(tile => {
