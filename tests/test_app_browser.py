@@ -10,9 +10,9 @@ import pytest
 import app
 from captioner import Captioner
 from captioner.web import cards
+from captioner.web.fake_camera import CHROMIUM
 from conftest import start_app
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(os.environ.get("CAPTIONER_SCREENSHOTS_DIR")
