@@ -21,6 +21,7 @@ from .familiarity import UNFAMILIAR, content_warning
 from .options import BATCHING, MAX_SEED, STRATEGIES, BatchingOptions, DecodingOptions
 from .photo_figures import noun_steps
 from .sandbox import POOL, load_untrusted_image
+from .settings_seen import unseen_setting_cut
 from .vocab import Vocabulary, agree_articles
 
 COMPARE_SAMPLES = 3    # samples `compare` draws when the options ask for one only
@@ -42,6 +43,10 @@ class Caption:
     # Per word: for a noun, the ImageNet class the encoder sees in the cells that word's step attended
     # to and its probability ("cheetah", 0.83): why the model could say it; None for other words.
     imagenet: list = field(default_factory=list)
+    # Per word: for a noun, the probability the head gives the classes naming it over the whole
+    # image (what the evidence gate reads); None for other words and where the head's opinion counts
+    # for nothing (a rendered scene, or no head).
+    evidence: list = field(default_factory=list)
     # Where this request's time went (image decoding, waiting for the model, its batch's model call,
     # the batch size): for the load test's report, never part of the result's value.
     timing: Timing | None = field(default=None, repr=False, compare=False)
@@ -71,6 +76,8 @@ class Captioner:
         self.vocab = checkpoint.vocab if model.copy is None else Vocabulary(model.copy.words)
         # The ImageNet head as numpy: which class each noun's step saw is read outside the model's calls.
         self._head = (model.imagenet_fc.kernel.numpy(), model.imagenet_fc.bias.numpy()) if model.uses_imagenet else None
+        # The classes naming each output word (the evidence gate's pairs), where the copy path has them.
+        self._named_by = {} if model.copy is None else _classes_by_word(model.copy)
         self.encoder = build_encoder(self.config.encoder, encoder_weights, self.config.image_size, litert=use_litert)
         if (self.encoder.grid_size, self.encoder.feature_dim) != (self.config.grid_size, self.config.feature_dim):
             raise ValueError(f"{checkpoint.path}: encoder {self.config.encoder} gives "
@@ -250,6 +257,33 @@ class Captioner:
         classes /= classes.sum(-1, keepdims=True)
         return [(class_names()[k].imagenet, float(classes[s, k])) for s, k in enumerate(classes.argmax(-1))]
 
+    def _setting_cut(self, words: list[str], whole) -> int | None:
+        """Where a photograph's caption ends because the head does not see the setting it names
+        (`setting_evidence`, settings_seen.py); None: it keeps every word. whole (K,): the head's
+        classes over the whole photograph, None for a rendered scene."""
+        classes, threshold = self.checkpoint.setting_classes, self.config.setting_evidence
+        if not classes or threshold <= 0 or whole is None:
+            return None
+        return unseen_setting_cut(words, whole, classes, threshold)
+
+    def _photograph_classes(self, features):
+        """(N, C) features -> the head's (K,) class probabilities over the whole image where it is a
+        photograph (photo_probe.py: the head's opinion of a rendered scene means nothing), else None."""
+        if self._head is None:
+            return None
+        probe = self.checkpoint.photo_probe
+        if probe is not None and probe.photo_logits(np.asarray(features, np.float32).mean(0)[None])[0] <= 0:
+            return None
+        return self.whole_image_classes(np.asarray(features)[None])[0]
+
+    def whole_image_classes(self, features) -> np.ndarray:
+        """(B, N, C) features -> (B, K) the encoder's ImageNet head on the mean-pooled grid, as the
+        model's own encode reads it."""
+        kernel, bias = self._head
+        logits = np.asarray(features, np.float32).mean(1) @ kernel + bias
+        exp = np.exp(logits - logits.max(-1, keepdims=True))
+        return exp / exp.sum(-1, keepdims=True)
+
     def _warnings(self, pictures, features) -> list:
         """Per image: why its caption is likely wrong (nothing in it, or unlike the training data:
         familiarity.py), None if nothing says so; False where the checkpoint cannot measure it."""
@@ -259,29 +293,43 @@ class Captioner:
 
     def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, features=None) -> Caption:
         words = agree_articles(self.vocab.decode(ids))
+        whole = None if features is None else self._photograph_classes(features)   # (K,), a photograph's
+        words = words[:self._setting_cut(words, whole)]
         nouns = sorted({step for step, _ in noun_steps(words)})
-        imagenet = [None] * len(words)
+        imagenet, evidence = [None] * len(words), [None] * len(words)
         if features is not None:
             for step, seen in zip(nouns, self._classes_behind(features, np.asarray(attention, np.float32)[nouns])):
                 imagenet[step] = seen
+        for step in nouns if whole is not None else ():
+            evidence[step] = float(whole[self._named_by.get(int(ids[step]), [])].sum())
         grid = self.config.grid_size
-        return Caption(text=" ".join(words), words=words, probs=self._shown(set(nouns), probs[:len(words)]),
+        return Caption(text=" ".join(words), words=words, probs=self._shown(set(nouns), probs[:len(words)], evidence),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),
                        image=picture, log_prob=float(log_prob), strategy=strategy, seed=seed,
                        cut=Vocabulary.end_id not in np.asarray(ids).tolist(),
                        unfamiliar=None if warning is None else bool(warning), warning=warning or None,
-                       imagenet=imagenet)
+                       imagenet=imagenet, evidence=evidence)
 
-    def _shown(self, nouns: set[int], probs) -> np.ndarray:
+    def _shown(self, nouns: set[int], probs, evidence: list) -> np.ndarray:
         """The per-word confidences a caption shows: the decoder's probabilities, with the nouns' (at
-        the word indices `nouns`) calibrated (ModelConfig.noun_confidence_slope/_bias) where the
-        checkpoint was."""
+        the word indices `nouns`) calibrated (ModelConfig.noun_confidence_*) where the checkpoint
+        was; a fit that reads the head's evidence applies only where there is some (photographs)."""
         shown = np.array(probs, np.float32)
-        slope, bias = self.config.noun_confidence_slope, self.config.noun_confidence_bias
-        if (slope, bias) != (1.0, 0.0):
+        c = self.config
+        slope, bias, reads = c.noun_confidence_slope, c.noun_confidence_bias, c.noun_confidence_evidence
+        if (slope, bias, reads) != (1.0, 0.0, 0.0):
             for step in nouns:
-                shown[step] = scaled_confidence(shown[step], slope, bias)
+                if not reads or evidence[step] is not None:
+                    shown[step] = scaled_confidence(shown[step], slope, bias, evidence[step], reads)
         return shown
+
+
+def _classes_by_word(copy) -> dict[int, np.ndarray]:
+    """{output word id: the classes naming it} from the copy path's (class, word) pairs."""
+    classes, words = copy.evidence_class.numpy(), copy.evidence_word.numpy()
+    order = np.argsort(words, kind="stable")
+    ids, starts = np.unique(words[order], return_index=True)
+    return {int(w): group for w, group in zip(ids, np.split(classes[order], starts[1:]))}
 
 
 def _pick_seed(seed) -> int:

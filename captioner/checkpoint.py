@@ -16,6 +16,10 @@ import numpy as np
 from .config import CheckpointConfig
 from .familiarity import FILE as FAMILIARITY
 from .familiarity import Familiarity
+from .photo_probe import FILE as PHOTO_PROBE
+from .photo_probe import PhotoProbe
+from .settings_seen import FILE as SETTING_CLASSES
+from .settings_seen import load as load_setting_classes
 from .vocab import Vocabulary
 
 CONFIG, VOCAB, WEIGHTS, CARD = "config.json", "vocab.json", "model.weights.h5", "model_card.md"
@@ -24,7 +28,7 @@ RECORD = "heldout_figures.json"   # what `make model` measured, where it made th
 REQUIRED = (CONFIG, VOCAB, WEIGHTS)
 # Every file of a checkpoint that travels with it: what `hub.push` uploads, `hub.download` fetches
 # and `make model` ships (training state stays behind).
-FILES = (CONFIG, VOCAB, WEIGHTS, CARD, FAMILIARITY, "loss_curve.png", RECORD,
+FILES = (CONFIG, VOCAB, WEIGHTS, CARD, FAMILIARITY, PHOTO_PROBE, SETTING_CLASSES, "loss_curve.png", RECORD,
          "validation_captions.jsonl")
 
 
@@ -40,6 +44,8 @@ class Checkpoint:
     model: object          # captioner.model.ShowAttendTell
     card: str
     familiarity: object = None   # captioner.familiarity.Familiarity, where the checkpoint has one
+    photo_probe: object = None   # captioner.photo_probe.PhotoProbe, likewise
+    setting_classes: dict | None = None   # {setting: ImageNet class indices} (settings_seen.py), likewise
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -62,7 +68,23 @@ def load_checkpoint(path) -> Checkpoint:
     if familiarity is not None and familiarity.mean.shape != (config.model.feature_dim,):
         raise CheckpointError(f"{path / FAMILIARITY}: made for {familiarity.mean.shape[0]} feature channels, "
                               f"the model has {config.model.feature_dim}")
-    return Checkpoint(path, config, vocab, model, card, familiarity)
+    probe = _photo_probe(model, path / PHOTO_PROBE, config.model.feature_dim)
+    settings = _read(path / SETTING_CLASSES, load_setting_classes) if (path / SETTING_CLASSES).is_file() else None
+    return Checkpoint(path, config, vocab, model, card, familiarity, probe, settings)
+
+
+def _photo_probe(model, path: Path, channels: int):
+    """The evidence gates' photograph probe (photo_probe.py), where the checkpoint has one; attached
+    to the model's copy path, whose gate reads it."""
+    if not path.is_file():
+        return None
+    import tensorflow as tf
+    probe = _read(path, PhotoProbe.load)
+    if probe.weights.shape != (channels,):
+        raise CheckpointError(f"{path}: made for {probe.weights.shape[0]} feature channels, the model has {channels}")
+    if model.copy is not None:
+        model.copy.probe = (tf.constant(probe.weights), tf.constant(probe.bias, tf.float32))
+    return probe
 
 
 # Where checkpoints saved before the word prior had a layer of its own (model.WordPrior, 2026-12)

@@ -8,12 +8,41 @@ import numpy as np
 
 
 def platt(pairs, steps: int = 100) -> tuple[float, float]:
-    """Fit a, b of sigmoid(a logit(p) + b) to (p, correct) pairs: Newton's method on the log-loss,
-    each step halved until the loss falls (a full step can overshoot from a = 1, b = 0)."""
-    p = np.clip(np.array([q for q, _ in pairs], float), 1e-6, 1 - 1e-6)
-    design = np.stack([np.log(p / (1 - p)), np.ones(len(p))], 1)
-    y, w = np.array([c for _, c in pairs], float), np.array([1.0, 0.0])
-    ridge = 1e-3 * np.eye(2)   # few nouns: keep the fit finite where they separate
+    """Fit a, b of sigmoid(a logit(p) + b) to (p, correct) pairs (see `fit_logistic`)."""
+    slope, bias = fit_logistic([[_logit(p)] for p, _ in pairs], [c for _, c in pairs], steps)
+    return slope[0], bias
+
+
+def platt_with_evidence(triples, steps: int = 100) -> tuple[float, float, float]:
+    """Fit a, c, b of sigmoid(a logit(p) + c logit(e) + b) to (p, e, correct) triples: the decoder's
+    probability and the head's evidence for the noun (photos)."""
+    (slope, evidence_slope), bias = fit_logistic([[_logit(p), _logit(e)] for p, e, _ in triples],
+                                                 [c for _, _, c in triples], steps)
+    return slope, evidence_slope, bias
+
+
+def fit_logistic(inputs, correct, steps: int = 100) -> tuple[list[float], float]:
+    """Weights and bias of sigmoid(w . x + b) for (x, correct) by Newton's method on the log-loss,
+    each step halved until the loss falls (a full step can overshoot from w = (1, 0...), b = 0). A
+    negative weight (a higher input meant a noun more often wrong: the input says nothing) is dropped
+    and the rest fitted again; with none left, every noun shows how often nouns are right."""
+    x, y = np.asarray(inputs, float).reshape(len(correct), -1), np.asarray(correct, float)
+    keep = list(range(x.shape[1]))
+    while True:
+        w = _newton(np.concatenate([x[:, keep], np.ones((len(y), 1))], 1), y, steps)
+        if not keep or (w[:-1] >= 0).all():
+            break
+        keep = [k for k, weight in zip(keep, w[:-1]) if weight >= 0]
+    weights = [0.0] * x.shape[1]
+    for k, weight in zip(keep, w[:-1]):
+        weights[k] = round(float(weight), 4)
+    return weights, round(float(w[-1]), 4)
+
+
+def _newton(design: np.ndarray, y: np.ndarray, steps: int) -> np.ndarray:
+    w = np.zeros(design.shape[1])
+    w[0] = 1.0 if design.shape[1] > 1 else 0.0
+    ridge = 1e-3 * np.eye(len(w))   # few nouns: keep the fit finite where they separate
     loss = lambda w: float(np.sum(np.logaddexp(0, design @ w) - y * (design @ w)) + 0.5e-3 * w @ w)
     for _ in range(steps):
         fit = 1 / (1 + np.exp(-np.clip(design @ w, -50, 50)))
@@ -22,10 +51,18 @@ def platt(pairs, steps: int = 100) -> tuple[float, float]:
         while loss(w - size * step) > loss(w) and size > 1e-4:
             size /= 2
         w = w - size * step
-    return round(float(w[0]), 4), round(float(w[1]), 4)
+    return w
 
 
-def scaled_confidence(p, slope: float, bias: float):
-    """The calibrated confidence of a noun the model gave probability p (numpy or float)."""
+def _logit(p):
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return 1 / (1 + np.exp(-(slope * np.log(p / (1 - p)) + bias)))
+    return np.log(p / (1 - p))
+
+
+def scaled_confidence(p, slope: float, bias: float, evidence=None, evidence_slope: float = 0.0):
+    """The calibrated confidence of a noun the model gave probability p (numpy or float), and whose
+    classes the head gave `evidence` over the whole image (where the fit reads it)."""
+    z = slope * _logit(p) + bias
+    if evidence_slope and evidence is not None:
+        z = z + evidence_slope * _logit(evidence)
+    return 1 / (1 + np.exp(-z))

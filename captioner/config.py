@@ -16,8 +16,10 @@ CONFIG_VERSION = 2
 # file (units=2,000,000 would allocate for minutes before failing), not a model anyone trained.
 LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192), "vocab_size": (5, 1_000_000),
           "embedding_dim": (1, 4096), "units": (1, 4096), "dropout": (0.0, 0.99), "max_length": (1, 100),
-          "word_prior_scale": (0.0, 100.0), "copy_weight": (0.0, 1.0),
+          "word_prior_scale": (0.0, 100.0), "copy_weight": (0.0, 1.0), "noun_evidence": (0.0, 1.0),
+          "setting_evidence": (0.0, 1.0),
           "noun_confidence_slope": (0.0, 10.0), "noun_confidence_bias": (-10.0, 10.0),
+          "noun_confidence_evidence": (0.0, 10.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
           "length_step": (0, 100)}
@@ -72,11 +74,24 @@ class ModelConfig:
     # goes to the everyday names of the classes the step attends to, so it can name what no training
     # caption did. 0 = off (the decoder says only its vocabulary's words). Needs imagenet_words.
     copy_weight: float = 0.0
+    # In a photograph (photo_probe.py), a noun is said only where the encoder's ImageNet head, over the
+    # whole image, gives the classes naming it at least this probability (model.CopyPath.seen): what
+    # the head does not see is not named. Chosen after training (calibrate.choose_noun_evidence).
+    # 0 = off. Needs copy_weight.
+    noun_evidence: float = 0.0
+    # A photograph's caption keeps its setting only where the ImageNet head gives that setting's
+    # classes (settings_seen.py, the checkpoint's setting_classes.json) at least this probability over
+    # the whole image; otherwise it ends before the setting. Chosen after training. 0 = off.
+    setting_evidence: float = 0.0
     # The confidence shown for a noun is sigmoid(slope x logit(p) + bias) of the probability p the
     # decoder gave it: Platt scaling fitted after training on real photos (calibrate.fit_noun_confidence)
     # so that "0.8" means the noun is in the photo about 8 times in 10. 1 and 0: p itself.
     noun_confidence_slope: float = 1.0
     noun_confidence_bias: float = 0.0
+    # In a photograph (photo_probe.py), + this x logit(e) inside the sigmoid, e the head's probability
+    # of the noun's classes over the whole image: what tells a noun in the photo from an invented one
+    # (docs/measurements.md). Rendered scenes show the decoder's probability. 0: p alone.
+    noun_confidence_evidence: float = 0.0
 
 
 @dataclass

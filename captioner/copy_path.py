@@ -48,6 +48,11 @@ class CopyTables:
     noun_plural: np.ndarray    # (V,) 1 for a token that starts a plural one (and no singular)
     fed_back_as: np.ndarray   # (V',) int32: the vocabulary token the next step's input reads
     mid_noun: np.ndarray      # (V',) 1 for a word after which the next is no noun of its own
+    # Which classes name which output nouns, as (class, word) pairs: the evidence a noun needs
+    # (`ModelConfig.noun_evidence`) is the whole image's probability of the classes naming it.
+    evidence_class: np.ndarray   # (P,) int32
+    evidence_word: np.ndarray    # (P,) int32
+    needs_evidence: np.ndarray   # (V',) 1 for a word that starts a noun (the setting phrases' words excepted)
 
     @property
     def new_words(self) -> tuple[str, ...]:
@@ -65,6 +70,16 @@ def _target(form: str, index: dict, world_forms: set, new: dict, words: list) ->
         new[form] = len(words)
         words.append(form)
     return new[form]
+
+
+def _measured() -> set[tuple[str, str]]:
+    """(measure word, the first word of the noun it counts): ("pairs", "scissors"), ("piece", "broccoli").
+    The plurals are in the worlds' nouns; the singulars only in the emoji world's articles ("a piece of")."""
+    from .worlds import WORLDS
+    from .worlds.emoji.tables import objects
+    found = {(plural.split(" of ")[0].split()[-1], plural.split(" of ")[1].split()[0])
+             for world in WORLDS.values() for _, plural in world.nouns() if " of " in plural}
+    return found | {(row.article.split()[-2], row.noun.split()[0]) for row in objects() if " of" in row.article}
 
 
 def _measure_words() -> set[str]:
@@ -105,7 +120,42 @@ def build_copy_tables(vocab) -> CopyTables:
     for word in ["of"] + [form.split()[0] for form in world_forms if " " in form]:
         if word in index:
             mid_noun[index[word]] = 1.0
-    return CopyTables(tuple(words), singular_of, plural_of, noun_singular, noun_plural, fed_back_as, mid_noun)
+    evidence_class, evidence_word, needs_evidence = _evidence(vocab, words, singular_of, plural_of,
+                                                              noun_singular + noun_plural)
+    return CopyTables(tuple(words), singular_of, plural_of, noun_singular, noun_plural, fed_back_as, mid_noun,
+                      evidence_class, evidence_word, needs_evidence)
+
+
+def _evidence(vocab, words: list, singular_of, plural_of, noun_start) -> tuple:
+    """(class, word) pairs where the class names the output word: a class's own names (the copy
+    path's targets), the worlds' nouns it names (word_map.py, at their first word), and a measure
+    word ("pair", "pairs") for the classes naming a noun it counts ("scissors"). And which words need
+    evidence: every noun start and new word, but not a setting phrase's words ("on the train
+    tracks" names no train)."""
+    from .word_map import world_nouns, word_map
+    from .worlds import WORLDS
+    from .vocab import tokenize
+    index = {w: i for i, w in enumerate(vocab.words)}
+    pairs = {(k, int(w)) for k, w in enumerate(singular_of)} | {(k, int(w)) for k, w in enumerate(plural_of)}
+    known = word_map(vocab)                                                     # (K, V)
+    measures = set()
+    pairs |= {(int(k), int(t)) for k, t in zip(*np.nonzero(known))}
+    for measure, counted in _measured():
+        if counted in index:
+            named = np.nonzero(known[:, index[counted]])[0]
+            for form in {measure, measure[:-1], measure[:-2]} & set(index):   # "pairs", "pair"; "bunch"
+                pairs |= {(int(k), index[form]) for k in named}
+                measures.add(index[form])
+    needs = np.zeros(len(words), np.float32)
+    needs[:len(noun_start)] = noun_start > 0
+    needs[len(noun_start):] = 1.0
+    needs[sorted(measures)] = 1.0
+    setting_words = {w for world in WORLDS.values() for setting in world.settings().values()
+                     for phrase in setting.phrases for w in tokenize(phrase)}
+    for word in setting_words & set(index):
+        needs[index[word]] = 0.0
+    classes, targets = (np.array(column, np.int32) for column in zip(*sorted(pairs)))
+    return classes, targets, needs
 
 
 def _stand_ins(vocab, outputs: int, singular_of, plural_of, noun_singular, noun_plural) -> np.ndarray:

@@ -168,6 +168,9 @@ def litert_greedy(model, weights_file: Path, threads: int = 2, batch: int = 1) -
     # The copy path's tables come from the class table, not code: their words are part of the key.
     if model.copy is not None:
         key += "|copy " + hashlib.sha256("|".join(model.copy.words).encode()).hexdigest()[:16]
+        if model.copy.probe is not None:   # the photograph probe is a file of its own (photo_probe.py)
+            weights, bias = model.copy.probe
+            key += "|probe " + hashlib.sha256(weights.numpy().tobytes() + bias.numpy().tobytes()).hexdigest()[:16]
     return _cached(name, f"{_file_digest(weights_file)}|{config}|{code}{key}", lambda: convert_greedy(model, batch),
                    lambda path: LiteRTGreedy(path, threads))
 

@@ -6,9 +6,11 @@ width, U = GRU units, V = vocabulary size, T = caption steps, K = 1000 ImageNet 
 The decoding loops (greedy, sampling, beam reordering) carry one decoder state and one set of
 attention keys per caption and never look inside them. What they hold, by config:
 
-    state (B, U [+ E] [+ K]):  U   the GRU state
+    state (B, U [+ E] [+ K] [+ V']):  U   the GRU state
                                E   the ImageNet head's embedded scores      (imagenet_head)
                                K   the classes spent on words already said  (word_prior_once)
+                               K+1 the whole image's class probabilities,  (noun_evidence)
+                                   and 1 for a photograph, 0 for a rendered scene (photo_probe.py)
     keys  (B, N, U [+ C]):     U   the attention's feature half, per cell
                                C   the cells' features, for the word prior  (imagenet_words)
 
@@ -17,12 +19,20 @@ attention keys per caption and never look inside them. What they hold, by config
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .config import ModelConfig
 from .vocab import Vocabulary
 
 IMAGENET_CLASSES = 1000
+NO_EVIDENCE = -1e9   # added to the log-probability of a noun the image gives no evidence for
+# The words that bring one more thing into a caption (the worlds' grammar, worlds/captions.py: "and",
+# "to the left of", "next to", "with"), and those that never follow a noun but start a phrase: with
+# nothing left to name, "a dog the left of" or "a dog a picture of" is where a decoder that wanted
+# one more thing goes instead.
+FURTHER = ("and", "to", "left", "right", "above", "below", "next", "with")
+STARTS = ("a", "an", "the", "one", "two", "three", "there", "picture", "image")
 
 
 class BahdanauAttention(keras.layers.Layer):
@@ -107,6 +117,71 @@ class CopyPath:
         self.nouns = tf.constant([tables.noun_singular, tables.noun_plural])       # (2, V)
         self.fed_back_as = tf.constant(tables.fed_back_as)                         # (V',)
         self.mid_noun = tf.constant(tables.mid_noun)                               # (V',)
+        self.threshold = config.noun_evidence
+        self.evidence_class = tf.constant(tables.evidence_class)                   # (P,)
+        self.evidence_word = tf.constant(tables.evidence_word)                     # (P,)
+        self.needs_evidence = tf.constant(tables.needs_evidence)                   # (V',)
+        number = np.zeros((2, self.size), np.float32)                              # singular, plural
+        number[:, :config.vocab_size] = [tables.noun_singular, tables.noun_plural]
+        number[0, tables.singular_of[tables.singular_of >= config.vocab_size]] = 1.0
+        number[1, tables.plural_of[tables.plural_of >= config.vocab_size]] = 1.0
+        number[1] *= 1.0 - number[0]
+        self.number = tf.constant(number)                                          # (2, V')
+        index = {word: i for i, word in enumerate(tables.words)}
+        # What brings in one more thing ("and a mug", "to the left of a mug", "with a mug") and, right
+        # after a noun, what starts one ("a monkey a mug" where the decoder wanted "a monkey and a mug").
+        further = np.zeros((2, self.size), np.float32)
+        further[0, [index[w] for w in FURTHER if w in index]] = 1.0
+        further[1, [index[w] for w in STARTS if w in index]] = 1.0
+        self.further = tf.constant(further)                                        # (2, V')
+        self.probe = None   # (weights (C,), bias): photo_probe.PhotoProbe, attached with the checkpoint's
+
+    def photograph(self, pooled):
+        """(B, C) mean-pooled features -> (B, 1): 1 where the head's evidence counts (a photograph,
+        or every image where the checkpoint has no probe), 0 for a rendered scene."""
+        if self.probe is None:
+            return tf.ones([tf.shape(pooled)[0], 1])
+        weights, bias = self.probe
+        return tf.cast(tf.linalg.matvec(pooled, weights)[:, None] + bias > 0.0, tf.float32)
+
+    def seen(self, log_probs, whole, spent, said):
+        """`noun_evidence`: in a photograph, a noun whose classes (less those already said, spent
+        (B, K)) the head gives less than the threshold over the whole image is not said; its mass goes
+        to the nouns of its number the image does show, by their classes' probability. With no such
+        class left, no further thing is brought in. whole (B, K + 1): the classes, then 1 for a
+        photograph (a rendered scene is left as the decoder says it); log_probs (B, V'), said: the
+        last words (B,)."""
+        whole, photograph = whole[:, :-1], whole[:, -1:]                          # (B, K), (B, 1)
+        whole = whole * (1.0 - spent) if spent is not None else whole
+        named = tf.gather(whole, self.evidence_class, axis=1)                     # (B, P)
+        evidence = tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(named), self.evidence_word,
+                                                             self.size))          # (B, V')
+        probs = tf.exp(log_probs)
+        # Until a first noun is said, the name the head sees most is one the slot can take even below
+        # the threshold: else, where the head sees nothing well, the slot's mass goes to words that
+        # are no noun ("a picture of a picture of"). Further nouns need the threshold.
+        first = tf.ones_like(whole[:, :1]) if spent is None else \
+            tf.cast(tf.reduce_sum(spent, -1, keepdims=True) == 0, tf.float32)    # (B, 1)
+        likeliest = tf.one_hot(tf.argmax(evidence * self.needs_evidence, -1), self.size)   # (B, V')
+        seen = tf.maximum(tf.cast(evidence >= self.threshold, tf.float32), first * likeliest)   # (B, V')
+        blocked = photograph * self.needs_evidence * (1.0 - seen)                 # (B, V')
+        shown = tf.gather(seen, self.singular_of, axis=1)                         # (B, K): classes named by a seen word
+        left = whole * shown                                                      # (B, K)
+        share = left / tf.maximum(tf.reduce_sum(left, -1, keepdims=True), 1e-9)
+        moved = tf.einsum("bv,nv->bn", probs * blocked, self.number)              # (B, 2): singular, plural
+        given = self._names(share * moved[:, :1], share * moved[:, 1:])          # (B, V')
+        nothing_left = tf.cast(tf.reduce_sum(left, -1) < self.threshold, tf.float32)[:, None]   # (B, 1)
+        after_noun = tf.gather(self.needs_evidence, said)[:, None]                # (B, 1)
+        further = nothing_left * tf.maximum(self.further[:1], after_noun * self.further[1:])   # (B, V')
+        blocked = tf.maximum(blocked, photograph * further)
+        return tf.math.log(tf.maximum(probs * (1.0 - blocked) + given, 1e-30)) + NO_EVIDENCE * blocked
+
+    def _names(self, singular, plural):
+        """Per-class amounts (B, K) onto the words naming the classes, (B, V'): `singular` onto each
+        class's singular name, `plural` onto its plural."""
+        weighted = tf.concat([tf.transpose(singular), tf.transpose(plural)], 0)   # (2K, B)
+        return tf.transpose(tf.math.unsorted_segment_sum(
+            weighted, tf.concat([self.singular_of, self.plural_of], 0), self.size))
 
     def spend(self, spent, tokens):
         """The classes whose name is the word just said speak no more, (B, K)."""
@@ -157,6 +232,8 @@ class ShowAttendTell(keras.Model):
             raise ValueError("word_prior_once needs imagenet_words")
         if config.copy_weight > 0 and not config.imagenet_words:
             raise ValueError("copy_weight needs imagenet_words")
+        if config.noun_evidence > 0 and not config.copy_weight > 0:
+            raise ValueError("noun_evidence needs copy_weight")
         self.projection = keras.layers.Dense(config.embedding_dim, activation="relu", name="projection")
         self.init_hidden = keras.layers.Dense(config.units, activation="tanh", name="init_hidden")
         self.attention = BahdanauAttention(config.units, name="attention")
@@ -177,16 +254,25 @@ class ShowAttendTell(keras.Model):
         """The words a step can say: the vocabulary's, and the copy path's new ones."""
         return self.config.vocab_size + (self.copy.extra if self.copy is not None else 0)
 
+    @property
+    def gates_nouns(self) -> bool:
+        return self.copy is not None and self.config.noun_evidence > 0
+
     def split_state(self, state):
-        """(B, U [+ E] [+ K]) -> GRU state (B, U), ImageNet evidence (B, E) or None, spent (B, K) or None."""
+        """(B, U [+ E] [+ K] [+ K + 1]) -> GRU state (B, U), ImageNet evidence (B, E), spent (B, K) and
+        the whole image's classes and whether it is a photograph (B, K + 1), each None where the
+        config leaves it out."""
         units, width = self.config.units, self.config.embedding_dim
+        whole = None
+        if self.gates_nouns:
+            state, whole = state[:, :-IMAGENET_CLASSES - 1], state[:, -IMAGENET_CLASSES - 1:]
         evidence = state[:, units:units + width] if self.uses_imagenet else None
         spent = state[:, -IMAGENET_CLASSES:] if self.config.word_prior_once else None
-        return state[:, :units], evidence, spent
+        return state[:, :units], evidence, spent, whole
 
     @staticmethod
-    def join_state(hidden, evidence, spent):
-        return tf.concat([part for part in (hidden, evidence, spent) if part is not None], axis=-1)
+    def join_state(hidden, evidence, spent, whole=None):
+        return tf.concat([part for part in (hidden, evidence, spent, whole) if part is not None], axis=-1)
 
     def encode(self, features):
         """Per-image work done once before decoding: (B, N, C) -> projected, keys, first state."""
@@ -195,18 +281,20 @@ class ShowAttendTell(keras.Model):
         if self.word_prior is not None:   # the cells themselves: step() applies the head to the attended mix
             keys = tf.concat([keys, features], axis=-1)            # (B, N, U + C)
         summary = tf.reduce_mean(projected, axis=1)                # (B, E)
-        evidence = spent = None
+        evidence = spent = whole = None
         if self.uses_imagenet:
             class_probs = tf.nn.softmax(self.imagenet_fc(tf.reduce_mean(features, axis=1)), axis=-1)   # (B, K)
             evidence = self.imagenet_embed(class_probs)            # (B, E)
             summary = tf.concat([summary, evidence], axis=-1)
+            if self.gates_nouns:
+                whole = tf.concat([class_probs, self.copy.photograph(tf.reduce_mean(features, axis=1))], -1)
         if self.config.word_prior_once:                            # no class has spoken yet
             spent = tf.zeros([tf.shape(features)[0], IMAGENET_CLASSES], features.dtype)
-        return projected, keys, self.join_state(self.init_hidden(summary), evidence, spent)
+        return projected, keys, self.join_state(self.init_hidden(summary), evidence, spent, whole)
 
     def step(self, tokens, state, projected, keys, training=False):
         """One decoder step: previous word ids (B,) -> logits (B, V), new state, attention (B, N)."""
-        hidden, evidence, spent = self.split_state(state)
+        hidden, evidence, spent, whole = self.split_state(state)
         said = tokens
         if self.copy is not None:   # a word only the copy path says is read as a noun the decoder knows
             tokens = tf.gather(self.copy.fed_back_as, said)
@@ -233,7 +321,9 @@ class ShowAttendTell(keras.Model):
             logits += self.word_prior(deep, attended, tokens, spent)
             if self.copy is not None:
                 logits = self.copy(logits, attended, spent, said)                  # (B, V'): log-probabilities
-        return logits, self.join_state(hidden, evidence, spent), weights
+            if whole is not None:
+                logits = self.copy.seen(logits, whole, spent, said)                 # (B, V')
+        return logits, self.join_state(hidden, evidence, spent, whole), weights
 
     def call(self, inputs, training=False):
         """Teacher forcing: (features (B,N,C), input tokens (B,T)) -> logits (B,T,V), attention (B,T,N)."""

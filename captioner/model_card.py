@@ -35,7 +35,7 @@ def _what_it_is(config, measured: dict) -> dict:
     return {"grid": m.grid_size, "feature_dim": m.feature_dim, "size": size, "units": m.units,
             "attention_lambda": t.attention_lambda, "attention_supervision": t.attention_supervision,
             "vocab_size": m.vocab_size, "calibration": calibration_text(measured.get("calibration") or {}, m,
-                                                                       measured["recipe"])}
+                                                                       measured["recipe"], measured.get("photo_probe"))}
 
 
 def _data(measured: dict, names: dict, train) -> dict:
@@ -179,7 +179,7 @@ def summary_line(validation: dict) -> str:
             f"of {100 * recall:.0f}% of {validation.get('not_calibrated_photos', 0)} real photos it never saw.")
 
 
-def calibration_text(calibration: dict, model, recipe: dict) -> str:
+def calibration_text(calibration: dict, model, recipe: dict, probe: dict | None = None) -> str:
     if not calibration.get("scale"):
         return ""
     rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}, {v['broken']} broken"
@@ -195,7 +195,7 @@ def calibration_text(calibration: dict, model, recipe: dict) -> str:
             f"name the most photos' subjects while emoji recall stays at or above {chosen['emoji_floor']} and no "
             f"more of their captions break (a noun first or twice, or four words twice) than at the trained scale. "
             f"Per scale (photos: {_recall_name(calibration)}): {rows}. The real-photo figures below are also "
-            f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.{copy_text(calibration)}")
+            f"given over the photos this choice never saw. Rules of the prior: {once}; {first}.{copy_text(calibration, probe)}")
 
 
 def _source_text(source: str) -> str:
@@ -208,7 +208,7 @@ def _recall_name(calibration: dict) -> str:
     return "main_subject_recall" if calibration.get("copy") else "main_subject_recall_in_vocabulary"
 
 
-def copy_text(calibration: dict) -> str:
+def copy_text(calibration: dict, probe: dict | None = None) -> str:
     copy, confidence = calibration.get("copy"), calibration.get("confidence")
     if not copy:
         return ""
@@ -217,12 +217,48 @@ def copy_text(calibration: dict) -> str:
     text = (f"\n\nThe copy path (`copy_weight`, captioner/copy_path.py: a share of each step's noun mass goes to the "
             f"everyday names of the ImageNet classes the step attends to, including names no training caption has) "
             f"decodes with **{copy['weight']:g}**, chosen on the same photos by the same rule. Per share: {rows}.")
+    text += evidence_text(calibration.get("evidence"), probe) + settings_text(calibration.get("settings"))
     if confidence:
-        text += (f" The confidence shown for each noun is Platt-scaled (slope {confidence['slope']:g}, bias "
+        reads = (f", and in a photograph {confidence['evidence_slope']:g} x logit of the head's probability for the "
+                 f"noun's classes over the whole image" if confidence.get("evidence_slope") else "")
+        text += (f" The confidence shown for each noun is Platt-scaled (slope {confidence['slope']:g}{reads}, bias "
                  f"{confidence['bias']:g}), fitted on the {confidence['nouns']} nouns those photos' captions name: "
                  f"expected calibration error {confidence['ece_before']} before, {confidence['ece_after']} after "
                  f"on them (other photos: in the table below).")
     return text
+
+
+def evidence_text(evidence: dict | None, probe: dict | None) -> str:
+    if not evidence:
+        return ""
+    held = ", ".join(f"{k} {v:.3f}" for k, v in (probe or {}).get("heldout", {}).items())
+    where = (f" The gate holds in photographs: a logistic probe on the pooled features (photo_probe.py, fitted "
+             f"on {probe['images_per_world']} emoji scenes and {probe['images_per_world']} photo composites of a "
+             f"seed of their own) tells them from rendered scenes, whose glyphs the head cannot read (held out, "
+             f"right: {held}); it calls {probe['validation_photographs']:.0%} of the validation photos "
+             f"photographs.") if probe else ""
+    rows = "; ".join(f"{k}: emoji recall {v['emoji_recall']:.3f}, photos {v['photo_recall']:.3f}, CHAIR-s {v['chair_s']:.3f}"
+                     for k, v in evidence["candidates"].items())
+    return (f" The evidence gate (`noun_evidence`, model.CopyPath.seen: a noun is said only where the encoder's "
+            f"ImageNet head gives its classes at least this probability over the whole image; its mass goes to the "
+            f"nouns the head does see, and with none left no further thing is brought in) is "
+            f"**{evidence['threshold']:g}**: of the candidates keeping emoji recall at the floor, the one naming the "
+            f"most main subjects less captions inventing an object on the same photos, or the gentlest within one "
+            f"photo of it. Per threshold: "
+            f"{rows}.{where}")
+
+
+def settings_text(settings: dict | None) -> str:
+    if not settings:
+        return ""
+    rows = "; ".join(f"{k}: precision {v['setting_precision']}, recall {v['setting_recall']}, {v['settings_named']} named"
+                     for k, v in settings["candidates"].items())
+    return (f" The setting gate (`setting_evidence`, settings_seen.py: a photograph's caption keeps its setting "
+            f"only where the head gives that setting's classes, read from crops of the photo world's training "
+            f"backgrounds, at least this probability; otherwise it ends before the setting) is "
+            f"**{settings['threshold']:g}**: of the candidates and off, the one nearest both setting bars "
+            f"({settings['bars'][0]:g} precision, {settings['bars'][1]:g} recall) on the same photos. Per "
+            f"threshold: {rows}.")
 
 
 def by_head_line(groups: dict) -> str:

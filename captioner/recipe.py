@@ -26,6 +26,8 @@ class Data:
     heldout_seed: int
     texture_seed: int
     workers: int = 2
+    probe_images: int = 0      # per world, for the evidence gate's photograph probe (photo_probe.py)
+    probe_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Calibration:
     multiples: tuple[float, ...]
     emoji_floor: float
     copy_weights: tuple[float, ...] = (0.0,)
+    noun_evidence: tuple[float, ...] = ()              # the evidence gate's candidates (model.CopyPath.seen)
+    setting_evidence: tuple[float, ...] = ()           # the setting gate's candidates (settings_seen.py)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,9 @@ def load_recipe(path=DEFAULT) -> Recipe:
         return Recipe(path=path, data=_table(Data, tables, "data"),
                       model=build_section(ModelConfig, tables.get("model", {})),
                       train=build_section(TrainConfig, tables.get("train", {})),
-                      calibration=_table(Calibration, tables, "calibration", multiples=tuple, copy_weights=tuple),
+                      calibration=_table(Calibration, tables, "calibration", multiples=tuple, copy_weights=tuple,
+                                                  noun_evidence=tuple,
+                                                  setting_evidence=tuple),
                       floors=tables.get("floors", {}), examples=_table(Examples, tables, "examples", photos=tuple))
     except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from error

@@ -98,8 +98,10 @@ class Stages:
     def finish(self) -> None:
         """Calibrate, evaluate, fit, write the card and ship: everything after training."""
         from captioner.api import Captioner
-        self.render_heldout()
-        record = {"calibration": self.timed("calibrate_word_prior", self.calibrate)}
+        self.timed("render_heldout", self.render_heldout)
+        record = {"photo_probe": self.timed("photo_probe", self.photo_probe),
+                  "setting_classes": self.timed("setting_classes", self.setting_classes)}
+        record["calibration"] = self.timed("calibrate_word_prior", self.calibrate)
         captioner = Captioner.load(self.run)
         record.update(self.evaluate(captioner))
         record["familiarity"] = self.timed("familiarity", lambda: self.familiarity(captioner))
@@ -109,12 +111,63 @@ class Stages:
         ship(self.run, ROOT / self.args.out)
         ship_examples(self.recipe.examples, self.work, Path(self.args.validation_photos), ROOT / self.args.examples)
 
+    def photo_probe(self) -> dict:
+        """Fit the evidence gate's photograph probe (captioner/photo_probe.py) on emoji scenes and
+        photo composites of its own seed; its accuracy on the held-out sets, and the share of the
+        validation photos it calls photographs (none of them fitted on)."""
+        import numpy as np
+        from captioner.api import Captioner
+        from captioner.photo_probe import FILE, PhotoProbe
+        from captioner.subjects import load_labels
+        from captioner.worlds import render
+        d = self.recipe.data
+        for name, world, extra in (("rendered", "emoji", {}), ("photographs", "photos", {"split": "train"})):
+            if not (self.work / f"probe_{name}" / "captions.json").is_file():
+                render(world, self.work / f"probe_{name}", d.probe_images, d.probe_seed, workers=d.workers, **extra)
+        captioner = Captioner.load(self.run)
+        folder = lambda path: sorted(Path(path).iterdir())
+        probe = PhotoProbe.fit(pooled_features(captioner, folder(self.work / "probe_photographs" / "images")),
+                               pooled_features(captioner, folder(self.work / "probe_rendered" / "images")))
+        calls = lambda files: probe.photo_logits(pooled_features(captioner, files)) > 0    # a photograph
+        held = {"emoji": ~calls(folder(self.heldout("emoji") / "images")),
+                "texture": ~calls(folder(self.heldout("texture") / "images")),
+                "photos": calls(folder(self.heldout("photos") / "images"))}
+        probe.heldout_accuracy = float(np.mean(np.concatenate(list(held.values()))))
+        probe.save(self.run / FILE)
+        photos = [self.validation_photos() / p["file"] for p in load_labels(self.args.labels)]
+        return {"heldout_accuracy": round(probe.heldout_accuracy, 4),
+                "heldout": {name: round(float(right.mean()), 4) for name, right in held.items()},
+                "validation_photographs": round(float(np.mean(calls(photos))), 4),
+                "images_per_world": d.probe_images}
+
+    def setting_classes(self) -> dict:
+        """Which ImageNet classes show each setting (captioner/settings_seen.py), read from crops of
+        the photo world's training backgrounds (none of the validation photos)."""
+        import numpy as np
+        from PIL import Image
+        from captioner.api import Captioner
+        from captioner.settings_seen import FILE, fit_setting_classes, random_crops, save
+        from captioner.worlds.photos.sources import resolve
+        from captioner.worlds.photos.tables import load_backgrounds
+        captioner, rng, probs = Captioner.load(self.run), np.random.default_rng(self.recipe.data.probe_seed), {}
+        for background in load_backgrounds():
+            if background.split == "train":
+                with Image.open(resolve(background.file)) as photo:
+                    crops = random_crops(photo.convert("RGB"), rng)
+                probs.setdefault(background.setting, []).append(captioner.whole_image_classes(captioner.features(crops)))
+        classes = fit_setting_classes(probs)
+        save(classes, self.run / FILE)
+        return {setting: len(found) for setting, found in classes.items()}
+
     def calibrate(self) -> dict:
         from captioner.calibrate import calibrate_word_prior
         from captioner.worlds import render
         c = self.recipe.calibration
         render("emoji", self.heldout("calibration"), c.images, c.seed, workers=self.recipe.data.workers)
-        return calibrate_word_prior(self.run, c, self.heldout("calibration"), self.args.labels, self.validation_photos())
+        bars = self.recipe.floors.get("validation", {})
+        return calibrate_word_prior(self.run, c, self.heldout("calibration"), self.args.labels, self.validation_photos(),
+                                    (bars.get("not_calibrated_setting_precision", 0.75),
+                                     bars.get("not_calibrated_setting_recall", 0.40)))
 
     def evaluate(self, captioner) -> dict:
         from captioner.evaluate import evaluate
@@ -158,7 +211,8 @@ class Stages:
         from captioner.photo_figures import expected_calibration_error, noun_confidences
         from captioner.subjects import caption_photos
         config = json.loads((self.run / "config.json").read_text())
-        with _decoding(self.run, config, noun_confidence_slope=1.0, noun_confidence_bias=0.0) as raw:
+        with _decoding(self.run, config, noun_confidence_slope=1.0, noun_confidence_bias=0.0,
+                       noun_confidence_evidence=0.0) as raw:
             results = caption_photos(raw, labels, self.validation_photos(), objects=True)
         ece = lambda photos: expected_calibration_error(
             [pair for p in photos if p["file"] in results for pair in noun_confidences(results[p["file"]], p)])
@@ -204,6 +258,15 @@ class Stages:
         (self.run / "heldout_figures.json").write_text(json.dumps(record, indent=1))
         (self.run / CARD).write_text(render_card(captioner.checkpoint.config, captioner.vocab.words, record))
         print(json.dumps(record))
+
+
+def pooled_features(captioner, files: list, batch: int = 32):
+    """Image files -> (N, C) mean-pooled encoder features, as the model's encode pools them."""
+    import numpy as np
+    from captioner.sandbox import load_untrusted_image
+    rows = [np.asarray(captioner.features([load_untrusted_image(f) for f in files[i:i + batch]])).mean(1)
+            for i in range(0, len(files), batch)]
+    return np.concatenate(rows)
 
 
 def recipe_name(path: Path) -> str:

@@ -9,6 +9,7 @@ import tempfile
 import textwrap
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -159,3 +160,16 @@ def test_host(tmp_path_factory):
         subprocess.run(["ip", "link", "del", outer], capture_output=True)
 
 
+
+
+@pytest.fixture(scope="session")
+def shipped_vocab():
+    """The shipped model's vocabulary (the copy path's and the evidence gate's tables extend it)."""
+    from captioner.vocab import Vocabulary
+    return Vocabulary.load(Path(__file__).resolve().parent.parent / "assets" / "model" / "vocab.json")
+
+
+def class_index(imagenet_name: str) -> int:
+    """The index of the ImageNet class whose first name is this ("golden retriever")."""
+    from captioner.class_names import class_names
+    return next(row.index for row in class_names() if row.imagenet == imagenet_name)

@@ -7,27 +7,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from captioner.class_names import class_names
 from captioner.config import CheckpointConfig, ModelConfig
 from captioner.copy_path import build_copy_tables
 from captioner.model import CopyPath, ShowAttendTell
-from captioner.vocab import Vocabulary
 
-SHIPPED_VOCAB = "assets/model/vocab.json"
+from conftest import class_index
 
 
 @pytest.fixture(scope="module")
-def vocab():
-    return Vocabulary.load(SHIPPED_VOCAB)
+def vocab(shipped_vocab):
+    return shipped_vocab
 
 
 @pytest.fixture(scope="module")
 def tables(vocab):
     return build_copy_tables(vocab)
-
-
-def class_index(imagenet_name: str) -> int:
-    return next(row.index for row in class_names() if row.imagenet == imagenet_name)
 
 
 def test_a_class_the_vocabulary_lacks_gets_its_everyday_name_as_a_new_word(vocab, tables):

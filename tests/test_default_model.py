@@ -28,7 +28,8 @@ def figures(tmp_path_factory):
 
 
 def test_the_default_checkpoint_ships_complete():
-    for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md"):
+    for name in ("config.json", "vocab.json", "model.weights.h5", "model_card.md", "photo_probe.npz",
+                 "setting_classes.json"):
         assert (DEFAULT_CHECKPOINT / name).is_file(), name
     card = (DEFAULT_CHECKPOINT / "model_card.md").read_text()
     assert "emoji world" in card and "photo world" in card and "Open Font License" in card

@@ -4,6 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from captioner.confidence import platt, scaled_confidence
 from captioner.photo_figures import (chair, expected_calibration_error, noun_confidences, noun_steps,
@@ -58,6 +59,25 @@ def test_platt_scaling_brings_overconfident_nouns_down():
     after = [(float(scaled_confidence(p, slope, bias)), ok) for p, ok in pairs]
     assert expected_calibration_error(after) < 0.05 < expected_calibration_error(pairs)
     assert abs(scaled_confidence(0.9, slope, bias) - 0.5) < 0.05
+
+
+def test_probabilities_that_say_nothing_become_the_rate_nouns_are_right():
+    # The surer, the more often wrong: a fitted slope would be negative (out of a checkpoint's range).
+    pairs = [(0.9, False)] * 6 + [(0.9, True)] * 2 + [(0.3, True)] * 6 + [(0.3, False)] * 6
+    slope, bias = platt(pairs)
+    assert slope == 0.0
+    assert scaled_confidence(0.9, slope, bias) == scaled_confidence(0.3, slope, bias) == pytest.approx(8 / 20, abs=1e-3)
+
+
+def test_the_heads_evidence_makes_the_confidence_tell_right_nouns_from_invented_ones():
+    from captioner.confidence import platt_with_evidence
+    # The decoder is as sure of both kinds; the head saw the right ones (0.6) and not the others (0.05).
+    triples = [(0.8, 0.6, True)] * 8 + [(0.8, 0.6, False)] * 2 + [(0.8, 0.05, False)] * 8 + [(0.8, 0.05, True)] * 2
+    slope, reads, bias = platt_with_evidence(triples)
+    assert reads > 0
+    seen, unseen = (scaled_confidence(0.8, slope, bias, e, reads) for e in (0.6, 0.05))
+    assert seen == pytest.approx(0.8, abs=0.05) and unseen == pytest.approx(0.2, abs=0.05)
+    assert platt([(p, ok) for p, _, ok in triples]) == (0.0, pytest.approx(0.0, abs=1e-2))   # p alone: no help
 
 
 def test_pointing_game_reads_the_peak_of_the_step_that_names_the_subject():
