@@ -164,8 +164,10 @@ class CopyPath:
             tf.cast(tf.reduce_sum(spent, -1, keepdims=True) == 0, tf.float32)    # (B, 1)
         likeliest = tf.one_hot(tf.argmax(evidence * self.needs_evidence, -1), self.size)   # (B, V')
         seen = tf.maximum(tf.cast(evidence >= self.threshold, tf.float32), first * likeliest)   # (B, V')
+        shown = tf.maximum(tf.gather(seen, self.singular_of, axis=1),
+                           tf.gather(seen, self.plural_of, axis=1))              # (B, K): classes a seen word names
+        seen = tf.maximum(seen, tf.cast(self._names(shown, shown) > 0, tf.float32))   # both numbers of each
         blocked = photograph * self.needs_evidence * (1.0 - seen)                 # (B, V')
-        shown = tf.gather(seen, self.singular_of, axis=1)                         # (B, K): classes named by a seen word
         left = whole * shown                                                      # (B, K)
         share = left / tf.maximum(tf.reduce_sum(left, -1, keepdims=True), 1e-9)
         moved = tf.einsum("bv,nv->bn", probs * blocked, self.number)              # (B, 2): singular, plural
