@@ -25,7 +25,8 @@ def test_the_recipe_says_every_way_the_shipped_model_differs_from_the_config_def
     for field, value in stated.items():
         assert f"\n{field} = " in text, field
     after_training = {"grid_size", "feature_dim", "vocab_size", "word_prior_scale", "copy_weight",
-                      "noun_evidence", "setting_evidence", "noun_confidence_slope", "noun_confidence_bias"}
+                      "noun_evidence", "setting_evidence", "noun_confidence_slope", "noun_confidence_bias",
+                      "noun_confidence_evidence"}
     differ = {f.name for f in dataclasses.fields(ModelConfig)
               if getattr(shipped, f.name) != getattr(ModelConfig(), f.name)}
     assert differ - after_training <= set(stated), differ - set(stated)
