@@ -134,6 +134,12 @@ class CopyPath:
         further[0, [index[w] for w in FURTHER if w in index]] = 1.0
         further[1, [index[w] for w in STARTS if w in index]] = 1.0
         self.further = tf.constant(further)                                        # (2, V')
+        # After "a" or "one" a noun is singular, after "two" or "three" plural, whatever the number of
+        # the nouns the decoder wanted there ("two lake").
+        counted = np.zeros((2, self.size), np.float32)
+        counted[0, [index[w] for w in ("a", "an", "one") if w in index]] = 1.0
+        counted[1, [index[w] for w in ("two", "three") if w in index]] = 1.0
+        self.counted = tf.constant(counted)                                        # (2, V'): singular, plural
         self.probe = None   # (weights (C,), bias): photo_probe.PhotoProbe, attached with the checkpoint's
 
     def photograph(self, pooled):
@@ -171,6 +177,9 @@ class CopyPath:
         left = whole * shown                                                      # (B, K)
         share = left / tf.maximum(tf.reduce_sum(left, -1, keepdims=True), 1e-9)
         moved = tf.einsum("bv,nv->bn", probs * blocked, self.number)              # (B, 2): singular, plural
+        number = tf.transpose(tf.gather(self.counted, said, axis=1))              # (B, 2): the number said
+        moved = tf.where(tf.reduce_any(number > 0, -1, keepdims=True),
+                         number * tf.reduce_sum(moved, -1, keepdims=True), moved)
         given = self._names(share * moved[:, :1], share * moved[:, 1:])          # (B, V')
         nothing_left = tf.cast(tf.reduce_sum(left, -1) < self.threshold, tf.float32)[:, None]   # (B, 1)
         after_noun = tf.gather(self.needs_evidence, said)[:, None]                # (B, 1)

@@ -49,9 +49,9 @@ def top(gate, probs) -> str:
 
 
 def test_a_noun_the_head_does_not_see_gives_way_to_one_it_sees_of_the_same_number(gate, vocab):
-    # The decoder wants "mug", the head sees a cheetah.
-    assert top(gate, step(gate, vocab, {"mug": 6.0}, {"cheetah": 0.9})) == "cheetah"
-    assert top(gate, step(gate, vocab, {"mugs": 6.0}, {"cheetah": 0.9})) == "cheetahs"
+    # The decoder wants "mug", the head sees a cheetah (after a word that says no number, "and").
+    assert top(gate, step(gate, vocab, {"mug": 6.0}, {"cheetah": 0.9}, said="and")) == "cheetah"
+    assert top(gate, step(gate, vocab, {"mugs": 6.0}, {"cheetah": 0.9}, said="and")) == "cheetahs"
     # A coffee mug in the picture: the decoder's own word stands.
     assert top(gate, step(gate, vocab, {"mug": 6.0}, {"coffee mug": 0.9})) == "mug"
 
@@ -75,6 +75,12 @@ def test_the_first_noun_may_be_the_heads_best_guess_below_the_threshold(vocab):
     spent = np.zeros((1, 1000), np.float32)
     spent[0, class_index("golden retriever")] = 1.0
     assert top(strict, step(strict, vocab, wants, {"cannon": 0.3}, spent=spent)) == "picture"
+
+
+def test_after_a_count_the_noun_that_replaces_another_has_the_counts_number(gate, vocab):
+    # The decoder wanted a singular noun after "two" (it is not always right about number).
+    assert top(gate, step(gate, vocab, {"mug": 6.0}, {"cheetah": 0.9}, said="two")) == "cheetahs"
+    assert top(gate, step(gate, vocab, {"mugs": 6.0}, {"cheetah": 0.9}, said="a")) == "cheetah"
 
 
 def test_a_measure_word_needs_evidence_for_what_it_counts(gate, vocab):
