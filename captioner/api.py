@@ -272,7 +272,7 @@ class Captioner:
         if self._head is None:
             return None
         probe = self.checkpoint.photo_probe
-        if probe is not None and probe.photo_logits(np.asarray(features, np.float32).mean(0)[None])[0] <= 0:
+        if probe is not None and not probe.photographs(np.asarray(features, np.float32).mean(0)[None])[0]:
             return None
         return self.whole_image_classes(np.asarray(features)[None])[0]
 

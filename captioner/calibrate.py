@@ -20,8 +20,7 @@ from .checkpoint import CONFIG, PHOTO_PROBE, SETTING_CLASSES, TRAIN_STATE, VOCAB
 from .config import LIMITS
 
 
-def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, photos_dir,
-                         setting_bars=(0.75, 0.40)) -> dict:
+def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, photos_dir, setting_bars) -> dict:
     """Measure each candidate scale, write the chosen one into run/config.json (the trained one is
     kept beside the training history) and return what was measured. `calibration`: the recipe's;
     `setting_bars`: the setting precision and recall the real photos are held to."""
@@ -44,8 +43,8 @@ def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, phot
     confidence = fit_noun_confidence(run, config, photos, photos_dir)
     (run / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return {"trained": trained, "scale": chosen, "photos": len(photos),
-            "candidates": {f"{k:g}": v for k, v in results.items()}, "copy": copy, "evidence": evidence, "settings": settings,
-            "confidence": confidence}
+            "candidates": {f"{k:g}": v for k, v in results.items()}, "copy": copy, "evidence": evidence,
+            "settings": settings, "confidence": confidence}
 
 
 def choose_copy_weight(run: Path, config: dict, calibration, scenes: Path, photos: list, photos_dir) -> dict:

@@ -72,21 +72,25 @@ def _target(form: str, index: dict, world_forms: set, new: dict, words: list) ->
     return new[form]
 
 
-def _measured() -> set[tuple[str, str]]:
-    """(measure word, the first word of the noun it counts): ("pairs", "scissors"), ("piece", "broccoli").
-    The plurals are in the worlds' nouns; the singulars only in the emoji world's articles ("a piece of")."""
+def _plural_measures() -> set[tuple[str, str]]:
+    """(plural measure word, the first word of the noun it counts) of the worlds' nouns: ("pairs",
+    "scissors"), ("bunches", "grapes")."""
     from .worlds import WORLDS
+    return {(plural.split(" of ")[0].split()[-1], plural.split(" of ")[1].split()[0])
+            for world in WORLDS.values() for _, plural in world.nouns() if " of " in plural}
+
+
+def _measured() -> set[tuple[str, str]]:
+    """_plural_measures, and the singular ones only the emoji world's articles have ("a piece of"
+    broccoli: ("piece", "broccoli"))."""
     from .worlds.emoji.tables import objects
-    found = {(plural.split(" of ")[0].split()[-1], plural.split(" of ")[1].split()[0])
-             for world in WORLDS.values() for _, plural in world.nouns() if " of " in plural}
-    return found | {(row.article.split()[-2], row.noun.split()[0]) for row in objects() if " of" in row.article}
+    return _plural_measures() | {(row.article.split()[-2], row.noun.split()[0]) for row in objects()
+                                 if " of" in row.article}
 
 
 def _measure_words() -> set[str]:
     """The plural measure words the worlds count some nouns with: "pairs" (of scissors), "bunches"."""
-    from .worlds import WORLDS
-    return {plural.split(" of ")[0].split()[-1] for world in WORLDS.values() for _, plural in world.nouns()
-            if " of " in plural}
+    return {measure for measure, _ in _plural_measures()}
 
 
 def build_copy_tables(vocab) -> CopyTables:
@@ -132,9 +136,8 @@ def _evidence(vocab, words: list, singular_of, plural_of, noun_start) -> tuple:
     word ("pair", "pairs") for the classes naming a noun it counts ("scissors"). And which words need
     evidence: every noun start and new word, but not a setting phrase's words ("on the train
     tracks" names no train)."""
-    from .word_map import world_nouns, word_map
-    from .worlds import WORLDS
-    from .vocab import tokenize
+    from .settings_seen import setting_phrases
+    from .word_map import word_map
     index = {w: i for i, w in enumerate(vocab.words)}
     pairs = {(k, int(w)) for k, w in enumerate(singular_of)} | {(k, int(w)) for k, w in enumerate(plural_of)}
     known = word_map(vocab)                                                     # (K, V)
@@ -150,9 +153,7 @@ def _evidence(vocab, words: list, singular_of, plural_of, noun_start) -> tuple:
     needs[:len(noun_start)] = noun_start > 0
     needs[len(noun_start):] = 1.0
     needs[sorted(measures)] = 1.0
-    setting_words = {w for world in WORLDS.values() for setting in world.settings().values()
-                     for phrase in setting.phrases for w in tokenize(phrase)}
-    for word in setting_words & set(index):
+    for word in {w for phrase in setting_phrases() for w in phrase} & set(index):
         needs[index[word]] = 0.0
     classes, targets = (np.array(column, np.int32) for column in zip(*sorted(pairs)))
     return classes, targets, needs

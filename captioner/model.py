@@ -6,7 +6,7 @@ width, U = GRU units, V = vocabulary size, T = caption steps, K = 1000 ImageNet 
 The decoding loops (greedy, sampling, beam reordering) carry one decoder state and one set of
 attention keys per caption and never look inside them. What they hold, by config:
 
-    state (B, U [+ E] [+ K] [+ V']):  U   the GRU state
+    state (B, U [+ E] [+ K] [+ K+1]): U   the GRU state
                                E   the ImageNet head's embedded scores      (imagenet_head)
                                K   the classes spent on words already said  (word_prior_once)
                                K+1 the whole image's class probabilities,  (noun_evidence)

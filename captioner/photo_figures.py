@@ -22,6 +22,7 @@ import numpy as np
 
 from . import caption_checks
 from .caption_checks import noun_forms, nouns_said
+from .settings_seen import setting_span
 from .subjects import names_subject, plural
 from .vocab import tokenize
 
@@ -39,13 +40,6 @@ def caption_nouns() -> dict:
     names = {(row.name, row.plural) for row in class_names()}
     phrases = [p for world in WORLDS.values() for setting in world.settings().values() for p in setting.phrases]
     return noun_forms(sorted(set(world_nouns()) | names), phrases)
-
-
-@lru_cache(maxsize=None)
-def setting_phrases() -> dict[tuple[str, ...], str]:
-    from .worlds import WORLDS
-    return {tuple(tokenize(phrase)): name for world in WORLDS.values()
-            for name, setting in world.settings().items() for phrase in setting.phrases}
 
 
 def in_photo(noun: str, photo: dict) -> bool:
@@ -66,12 +60,8 @@ def chair(captions: dict[str, str], labels: list[dict]) -> dict:
 
 
 def setting_named(caption: str) -> str | None:
-    words, phrases = tokenize(caption), setting_phrases()
-    for size in sorted({len(p) for p in phrases}, reverse=True):
-        for at in range(len(words) - size + 1):
-            if tuple(words[at:at + size]) in phrases:
-                return phrases[tuple(words[at:at + size])]
-    return None
+    found = setting_span(tokenize(caption))
+    return None if found is None else found[1]
 
 
 def settings(captions: dict[str, str], labels: list[dict]) -> dict:

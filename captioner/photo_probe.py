@@ -46,6 +46,10 @@ class PhotoProbe:
         """(B, C) pooled features -> (B,) logits: > 0 a photograph."""
         return np.asarray(pooled, np.float32) @ self.weights + self.bias
 
+    def photographs(self, pooled: np.ndarray) -> np.ndarray:
+        """(B, C) pooled features -> (B,) bool: a photograph (the model's own test, CopyPath.photograph)."""
+        return self.photo_logits(pooled) > 0
+
     def save(self, path) -> Path:
         np.savez(path, weights=self.weights, bias=self.bias, heldout_accuracy=self.heldout_accuracy)
         return Path(path)

@@ -59,7 +59,8 @@ def load(path) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def _phrases() -> dict[tuple[str, ...], str]:
+def setting_phrases() -> dict[tuple[str, ...], str]:
+    """{the words of a setting phrase: its setting}, of every world ("on", "a", "city", "street": road)."""
     from .worlds import WORLDS
     return {tuple(tokenize(phrase)): name for world in WORLDS.values()
             for name, setting in world.settings().items() for phrase in setting.phrases}
@@ -67,7 +68,7 @@ def _phrases() -> dict[tuple[str, ...], str]:
 
 def setting_span(words: list[str]) -> tuple[int, str] | None:
     """(index of its first word, the setting's name) of the setting phrase a caption names, if any."""
-    phrases = _phrases()
+    phrases = setting_phrases()
     for size in sorted({len(p) for p in phrases}, reverse=True):
         for at in range(len(words) - size + 1):
             if tuple(words[at:at + size]) in phrases:

@@ -128,7 +128,7 @@ class Stages:
         folder = lambda path: sorted(Path(path).iterdir())
         probe = PhotoProbe.fit(pooled_features(captioner, folder(self.work / "probe_photographs" / "images")),
                                pooled_features(captioner, folder(self.work / "probe_rendered" / "images")))
-        calls = lambda files: probe.photo_logits(pooled_features(captioner, files)) > 0    # a photograph
+        calls = lambda files: probe.photographs(pooled_features(captioner, files))
         held = {"emoji": ~calls(folder(self.heldout("emoji") / "images")),
                 "texture": ~calls(folder(self.heldout("texture") / "images")),
                 "photos": calls(folder(self.heldout("photos") / "images"))}
@@ -164,10 +164,9 @@ class Stages:
         from captioner.worlds import render
         c = self.recipe.calibration
         render("emoji", self.heldout("calibration"), c.images, c.seed, workers=self.recipe.data.workers)
-        bars = self.recipe.floors.get("validation", {})
+        bars = self.recipe.floors["validation"]
         return calibrate_word_prior(self.run, c, self.heldout("calibration"), self.args.labels, self.validation_photos(),
-                                    (bars.get("not_calibrated_setting_precision", 0.75),
-                                     bars.get("not_calibrated_setting_recall", 0.40)))
+                                    (bars["not_calibrated_setting_precision"], bars["not_calibrated_setting_recall"]))
 
     def evaluate(self, captioner) -> dict:
         from captioner.evaluate import evaluate

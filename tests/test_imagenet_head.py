@@ -267,7 +267,9 @@ def test_calibration_writes_the_chosen_scale_and_keeps_the_trained_one(coco_fixt
     monkeypatch.setattr(captioner.evaluate, "evaluate", lambda *a, **k: {"object_recall": 0.95})
     monkeypatch.setattr(captioner.subjects, "in_vocabulary", lambda nouns, vocabulary: True)
     recipe = dataclasses.replace(load_recipe().calibration, source="foolbox", copy_weights=(0.0,))
-    result = calibrate.calibrate_word_prior(out, recipe, tmp_path, labels, tmp_path)
+    bars = load_recipe().floors["validation"]
+    result = calibrate.calibrate_word_prior(out, recipe, tmp_path, labels, tmp_path,
+                                            (bars["not_calibrated_setting_precision"], bars["not_calibrated_setting_recall"]))
     assert all(p["file"].startswith("foolbox/") for photos in seen for p in photos)   # the recipe's source only
     assert [v["broken"] for v in result["candidates"].values()] == [0, 0, 1, 2]
     assert [v["photo_recall"] for v in result["candidates"].values()] == [0.0, 0.5, 1.0, 1.0]
