@@ -180,9 +180,10 @@ class Captioner:
             (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
                 pictures, settings, copies, steps, seed, features), submit)
         encoded = np.asarray(encoded)                  # (B, N, C): read twice below, converted once
-        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
-        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
-                                  encoded[i // copies]) for i, row in enumerate(rows)]
+        with one_blas_thread():
+            warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
+            captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
+                                      encoded[i // copies]) for i, row in enumerate(rows)]
         for caption in captions:
             caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
@@ -322,6 +323,20 @@ class Captioner:
                 if not reads or evidence[step] is not None:
                     shown[step] = scaled_confidence(shown[step], slope, bias, evidence[step], reads)
         return shown
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on the calling thread alone. Its idle worker threads spin
+    for a while after each call, on the cores the next request's LiteRT calls need: on 2 cores that
+    took the end-to-end time from 22 to 35 ms (docs/benchmarks.md). The matrices here are small."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+_BLAS = None   # the ThreadpoolController, made on first use (it scans the loaded libraries)
 
 
 def _classes_by_word(copy) -> dict[int, np.ndarray]:

@@ -64,7 +64,9 @@ class Encoder(tf.Module):
         """RGB images (PIL or uint8 (H, W, 3) arrays) of any sizes -> (B, grid*grid, C), rounded
         exactly as the training cache stores them."""
         batch = np.stack([self._resize_one(np.asarray(im, np.uint8)).numpy() for im in images])
-        return as_stored(self.batch_features(batch))
+        if self.litert is not None:   # numpy's float16 rounds as TensorFlow's cast: the same numbers, no TF op
+            return tf.convert_to_tensor(self.litert(batch).astype(np.float16).astype(np.float32))
+        return as_stored(self.features(batch))
 
     def enable_litert(self, weights_id: str) -> bool:
         """Run inference on LiteRT with XNNPACK when it is installed (captioner/litert.py); the first

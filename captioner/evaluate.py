@@ -16,10 +16,11 @@ from .data import load_captions
 
 
 def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: int = 0, batch_size: int = 32,
-             progress: bool = True, world="emoji", **options) -> dict:
+             progress: bool = True, world="emoji", text_scores: bool = True, **options) -> dict:
     """Caption the first `limit` images (0: all) with the given decoding options -> the figures.
     `world`: the World (or its registered name: "emoji", "photos") whose nouns and settings score
-    `instances_file` (World.metrics)."""
+    `instances_file` (World.metrics). `text_scores`: False leaves out BLEU, CIDEr and METEOR (six
+    seconds a call, most of it METEOR's Java), for callers that read only the world's metrics."""
     from .scores import caption_scores
     from .worlds import get_world
     world = get_world(world)
@@ -38,7 +39,7 @@ def evaluate(captioner, captions_file, images_dir, instances_file=None, limit: i
             hypotheses[image_id] = result.text
             predictions.append({"image_id": image_id, "words": result.words, "attention": result.attention})
     figures = {"images": count, "strategy": options.get("strategy", "greedy"),
-               **caption_scores(references, hypotheses)}
+               **(caption_scores(references, hypotheses) if text_scores else {})}
     if instances_file:
         figures.update(world.metrics(predictions, json.loads(Path(instances_file).read_text())))
     return figures

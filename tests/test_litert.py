@@ -176,3 +176,32 @@ def test_a_conversion_prints_nothing(trained_checkpoint, capfd):
     assert litert.convert_greedy(model.checkpoint.model) and litert.convert(model.encoder)
     printed = capfd.readouterr()
     assert printed.out == "" and printed.err == "", (printed.out[:300], printed.err[:300])
+
+
+def test_features_at_use_are_rounded_as_the_cache_stores_them(models):
+    """At use the LiteRT features are rounded through float16 in numpy (no TensorFlow op between
+    the two LiteRT calls): the very numbers TensorFlow's casts give, as the feature cache holds."""
+    from captioner.encoders import as_stored
+    fast, _ = models
+    images = [np.asarray(fast.caption(p).image) for p in sorted(EXAMPLES.glob("*.jpg"))[:3]]
+    batch = np.stack([fast.encoder.resize(image).numpy() for image in images])
+    np.testing.assert_array_equal(fast.features(images).numpy(), as_stored(fast.encoder.litert(batch)).numpy())
+
+
+def test_numpy_runs_one_blas_thread_while_a_caption_is_read_out(models, monkeypatch):
+    """numpy's idle BLAS threads spin after each call on the cores the next LiteRT call needs
+    (docs/benchmarks.md): the numpy work after the model call runs on one thread, and the process's
+    setting is back afterwards."""
+    import threadpoolctl
+    from captioner import api
+    fast, _ = models
+    blas = lambda: [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    before, inside = blas(), []
+    assert before, "numpy has no BLAS threadpoolctl can see"
+    warnings = fast._warnings
+    monkeypatch.setattr(fast, "_warnings", lambda *a: inside.extend(blas()) or warnings(*a))
+    fast.caption(sorted(EXAMPLES.glob("*.jpg"))[0])
+    assert inside == [1] * len(before) and blas() == before
+    with api.one_blas_thread():
+        assert blas() == [1] * len(before)
+    assert blas() == before

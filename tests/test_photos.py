@@ -190,3 +190,18 @@ def test_the_evaluate_cli_scores_composites_with_the_photo_tables(rendered, trai
     assert "count_accuracy" not in figures              # composites have no counts to score
     assert main(args) == 2                               # the emoji world's tables do not know an owl
     assert "--world photos" in capsys.readouterr().err
+
+
+def test_evaluate_without_text_scores_gives_the_same_world_figures(rendered, trained_checkpoint):
+    """Calibration reads only the world's metrics: evaluate(text_scores=False) leaves out BLEU,
+    CIDEr and METEOR and changes nothing else."""
+    from captioner.api import Captioner
+    from captioner.evaluate import evaluate
+    held = rendered / "held"
+    model = Captioner.load(trained_checkpoint[0], use_litert=False)
+    args = (model, held / "captions.json", held / "images", held / "instances.json")
+    full = evaluate(*args, progress=False, world="photos")
+    light = evaluate(*args, progress=False, world="photos", text_scores=False)
+    assert "bleu4" in full and "cider" in full
+    assert not {"bleu1", "bleu4", "cider", "meteor"} & set(light)
+    assert light == {k: v for k, v in full.items() if k in light} and "object_recall" in light
