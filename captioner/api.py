@@ -5,6 +5,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -329,14 +330,14 @@ def one_blas_thread():
     """A context in which numpy's BLAS runs on the calling thread alone. Its idle worker threads spin
     for a while after each call, on the cores the next request's LiteRT calls need: on 2 cores that
     took the end-to-end time from 22 to 35 ms (docs/benchmarks.md). The matrices here are small."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+    return _blas_threads().limit(limits=1, user_api="blas")
 
 
-_BLAS = None   # the ThreadpoolController, made on first use (it scans the loaded libraries)
+@lru_cache(maxsize=1)
+def _blas_threads():
+    """threadpoolctl's controller, made once: it scans the loaded libraries (1.5 ms)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
 
 
 def _classes_by_word(copy) -> dict[int, np.ndarray]:

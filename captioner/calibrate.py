@@ -12,6 +12,7 @@ real-photo figures on the other photos too, which no choice has seen.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -159,7 +160,6 @@ class RememberedFeatures:
     _rows: dict = {}   # (encoder, weights digest, size, pixel digest) -> (N, C) features, shared by every instance
 
     def __init__(self, encoder):
-        import hashlib
         self.encoder = encoder
         first = encoder.network.weights[0].numpy()   # the stem's kernel: enough to tell weights apart
         self._weights = hashlib.sha1(first.tobytes()).hexdigest()
@@ -168,7 +168,6 @@ class RememberedFeatures:
         return getattr(self.encoder, name)
 
     def image_features(self, images):
-        import hashlib
         import numpy as np
         import tensorflow as tf
         pixels = [np.asarray(image, np.uint8) for image in images]

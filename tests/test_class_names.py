@@ -42,6 +42,10 @@ def test_plurals_and_articles_are_english():
     assert rows["airliner"].with_article() == "an airplane" and rows["umbrella"].with_article() == "an umbrella"
     assert rows["unicycle"].with_article() == "a unicycle" and rows["hay"].with_article() == "hay"
     assert rows["jean"].with_article() == "jeans" and rows["jean"].plural == "jeans"
+    # Plural nouns inflect would give one more "s"
+    for plural_noun in ("binoculars", "parallel bars", "swimming trunks"):
+        assert rows[plural_noun].plural == rows[plural_noun].name == rows[plural_noun].with_article()
+    assert not [row.plural for row in rows.values() if row.plural.endswith("ss")]
 
 
 def test_every_hand_correction_names_a_class_and_is_applied():
