@@ -195,9 +195,13 @@ def test_numpy_runs_one_blas_thread_while_a_caption_is_read_out(models, monkeypa
     import threadpoolctl
     from captioner import api
     fast, _ = models
-    blas = lambda: [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    # numpy's own BLAS (numpy.libs in its wheel): a BLAS another package loads later (scipy's) is
+    # not one the caption's numpy work calls.
+    blas = lambda: [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                    if pool["user_api"] == "blas" and "numpy" in pool["filepath"]]
     before, inside = blas(), []
-    assert before, "numpy has no BLAS threadpoolctl can see"
+    if not before:
+        pytest.skip("numpy's BLAS is not one threadpoolctl finds in numpy's wheel (a system BLAS)")
     warnings = fast._warnings
     monkeypatch.setattr(fast, "_warnings", lambda *a: inside.extend(blas()) or warnings(*a))
     fast.caption(sorted(EXAMPLES.glob("*.jpg"))[0])
