@@ -155,7 +155,7 @@ def cmd_bench(args, sections=()) -> int:
     """`sections`: more figures for bench.run_benchmarks (captioner.web.bench adds the page's)."""
     from .api import Captioner
     from .bench import example_scenes, markdown_table, run_benchmarks
-    model = Captioner.load(args.checkpoint)
+    model = Captioner.load(args.checkpoint).warm_up()   # as the app serves: warmed, BLAS on one thread
     images = [args.image] if args.image else example_scenes()
     figures = run_benchmarks(model, images[0], repeats=args.repeats, decode_images=images, sections=sections)
     if args.markdown:

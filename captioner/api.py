@@ -5,7 +5,6 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +108,10 @@ class Captioner:
         return cls.load(f"hf://{repo_id}", **kwargs)
 
     def warm_up(self) -> "Captioner":
-        """Trace every compiled function once and start an image decoding worker, so the first
-        real request is as fast as the rest."""
+        """Ready this process to serve: numpy's BLAS on one thread (`hold_blas_to_one_thread`), an
+        image decoding worker started, and every compiled function traced once, so the first real
+        request is as fast as the rest."""
+        hold_blas_to_one_thread()
         POOL.warm_up()
         blank = np.full((self.encoder.input_size, self.encoder.input_size, 3), 127, np.uint8)
         # First runs print native one-time notices that read like errors (oneDNN's "supports DT_HALF
@@ -181,10 +182,9 @@ class Captioner:
             (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
                 pictures, settings, copies, steps, seed, features), submit)
         encoded = np.asarray(encoded)                  # (B, N, C): read twice below, converted once
-        with one_blas_thread():
-            warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
-            captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
-                                      encoded[i // copies]) for i, row in enumerate(rows)]
+        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
+        captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
+                                  encoded[i // copies]) for i, row in enumerate(rows)]
         for caption in captions:
             caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
@@ -326,18 +326,16 @@ class Captioner:
         return shown
 
 
-def one_blas_thread():
-    """A context in which numpy's BLAS runs on the calling thread alone. Its idle worker threads spin
-    for a while after each call, on the cores the next request's LiteRT calls need: on 2 cores that
-    took the end-to-end time from 22 to 35 ms (docs/benchmarks.md). The matrices here are small."""
-    return _blas_threads().limit(limits=1, user_api="blas")
-
-
-@lru_cache(maxsize=1)
-def _blas_threads():
-    """threadpoolctl's controller, made once: it scans the loaded libraries (1.5 ms)."""
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
+def hold_blas_to_one_thread() -> None:
+    """numpy's BLAS on one thread for the rest of the process. A serving process's numpy work is
+    small matrix products after each model call (the class behind each noun, the whole-image
+    classes, the photograph probe, the familiarity distance), and OpenBLAS's idle threads spin for a
+    while after each call, on the cores the next LiteRT call needs: on 2 cores that took the
+    end-to-end time from 22 to 35 ms (docs/benchmarks.md). Process-wide, never restored: OpenBLAS has
+    one pool for the process, and requests finish in many threads at once, so a limit each request
+    set and restored would be undone by another's."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _classes_by_word(copy) -> dict[int, np.ndarray]:
