@@ -171,13 +171,14 @@ class RememberedFeatures:
         import numpy as np
         import tensorflow as tf
         pixels = [np.asarray(image, np.uint8) for image in images]
-        keys = [(self.encoder.name, self._weights, self.encoder.input_size, a.shape, hashlib.sha1(a.tobytes()).hexdigest())
-                for a in pixels]
+        engine = "litert" if self.encoder.litert is not None else "tensorflow"   # their features differ slightly
+        keys = [(self.encoder.name, self._weights, engine, self.encoder.input_size, a.shape,
+                 hashlib.sha1(a.tobytes()).hexdigest()) for a in pixels]
         missing = [i for i, key in enumerate(keys) if key not in self._rows]
         if missing:
             for i, row in zip(missing, self.encoder.image_features([pixels[i] for i in missing]).numpy()):
-                self._rows[keys[i]] = row
-        return tf.constant(np.stack([self._rows[key] for key in keys]))
+                self._rows[keys[i]] = row.astype(np.float16)   # exact: features are rounded through float16
+        return tf.constant(np.stack([self._rows[key] for key in keys]).astype(np.float32))
 
 
 # measure_scale's results by everything they depend on: a later stage's "off" candidate is an earlier

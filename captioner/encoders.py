@@ -1,9 +1,10 @@
 """Frozen ImageNet encoders and their preprocessing, the same at training and at use.
 
 Images are resized WHOLE to the encoder's input (no centre crop, aspect not kept): the attention
-grid then covers the whole picture and overlays line up with it. `resize` and `batch_features` (on
-LiteRT where enabled, else `features`) are the only way images reach the model, in the feature
-cache and the API alike; the exported SavedModel carries `resize` and `features`.
+grid then covers the whole picture and overlays line up with it. `resize`, then the network on
+LiteRT where enabled (else `features`), then rounding through float16, is the only way images
+reach the model: in the feature cache (`batch_features`) and the API (`image_features`) alike; the
+exported SavedModel carries `resize` and `features`.
 """
 from __future__ import annotations
 
