@@ -65,9 +65,9 @@ class Encoder(tf.Module):
         """RGB images (PIL or uint8 (H, W, 3) arrays) of any sizes -> (B, grid*grid, C), rounded
         exactly as the training cache stores them."""
         batch = np.stack([self._resize_one(np.asarray(im, np.uint8)).numpy() for im in images])
-        if self.litert is not None:   # numpy's float16 rounds as TensorFlow's cast: the same numbers, no TF op
-            return tf.convert_to_tensor(self.litert(batch).astype(np.float16).astype(np.float32))
-        return as_stored(self.features(batch))
+        # Rounded in numpy as the cache rounds (data.extract_features), the very numbers `as_stored`
+        # gives: no TensorFlow op between this LiteRT call and the decoder's.
+        return tf.convert_to_tensor(self.batch_features(batch).numpy().astype(np.float16).astype(np.float32))
 
     def enable_litert(self, weights_id: str) -> bool:
         """Run inference on LiteRT with XNNPACK when it is installed (captioner/litert.py); the first
