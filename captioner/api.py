@@ -18,6 +18,7 @@ from .class_names import class_names
 from .confidence import scaled_confidence
 from .decoding import Searches
 from .familiarity import UNFAMILIAR, content_warning
+from .people import PERSON_SEEN, PERSON_SEEN_AT, PersonDetectors, PersonProbe
 from .options import BATCHING, MAX_SEED, STRATEGIES, BatchingOptions, DecodingOptions
 from .photo_figures import noun_steps
 from .sandbox import POOL, load_untrusted_image
@@ -41,7 +42,8 @@ class Caption:
     unfamiliar: bool | None = None     # the image is unlike the training data (None: not measured)
     warning: str | None = None         # why the caption is likely wrong (familiarity.py), if it is
     # Per word: for a noun, the ImageNet class the encoder sees in the cells that word's step attended
-    # to and its probability ("cheetah", 0.83): why the model could say it; None for other words.
+    # to and its probability ("cheetah", 0.83): why the model could say it; for "person" or "people"
+    # in a photograph, (people.PERSON_SEEN, the person detectors' probability); None for other words.
     imagenet: list = field(default_factory=list)
     # Per word: for a noun, the probability the head gives the classes naming it over the whole
     # image (what the evidence gate reads); None for other words and where the head's opinion counts
@@ -85,6 +87,10 @@ class Captioner:
                              f"features, the checkpoint expects {self.config.grid_size}x"
                              f"{self.config.grid_size}x{self.config.feature_dim}")
         self.searches = Searches(checkpoint.model)
+        # Whether a photograph shows a person (people.py), where the checkpoint's gate reads it.
+        self.person_probe = PersonProbe(self.config.person_face, self.config.person_body, self.config.person_bias)
+        self._person_words = set() if model.copy is None else {int(i) for i in model.copy.person.numpy() if i >= 0}
+        self._detectors = PersonDetectors(threads=2) if self.person_probe.fitted and model.gates_nouns else None
         # Greedy search for one image on LiteRT: the page's and the API's most common call.
         self.greedy_on_litert = litert_greedy(checkpoint.model, checkpoint.path / WEIGHTS) if use_litert else None
         self.batching = batching
@@ -127,6 +133,21 @@ class Captioner:
     def features(self, images) -> tf.Tensor:
         """RGB images -> (B, N, C) features, rounded exactly as the training cache stores them."""
         return self.encoder.image_features(images)
+
+    def people(self, images, features) -> np.ndarray:
+        """RGB images and their (B, N, C) features -> (B,) the probability that each shows a person
+        (people.py); zeros where the checkpoint does not read it, and for rendered scenes, whose
+        nouns the gate leaves alone (photo_probe.py: the detectors' time is spent on photographs)."""
+        people = np.zeros(len(images), np.float32)
+        if self._detectors is None:
+            return people
+        probe = self.checkpoint.photo_probe
+        photographs = np.ones(len(images), bool) if probe is None else \
+            probe.photographs(np.asarray(features, np.float32).mean(1))
+        if photographs.any():
+            scores = self._detectors([image for image, shown in zip(images, photographs) if shown])
+            people[photographs] = self.person_probe.probability(scores)
+        return people
 
     # --- captions ----------------------------------------------------------------------------
 
@@ -177,14 +198,14 @@ class Captioner:
         steps = settings.max_length or self.config.max_length
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
         if settings.strategy == "greedy" and copies == 1 and features is None:
-            (encoded, rows), timing = (submit or self.batcher.submit)(("greedy", steps), pictures, len(pictures))
+            (encoded, people, rows), timing = (submit or self.batcher.submit)(("greedy", steps), pictures, len(pictures))
         else:
-            (encoded, rows), timing = self._alone(lambda: self._encode_and_search(
+            (encoded, people, rows), timing = self._alone(lambda: self._encode_and_search(
                 pictures, settings, copies, steps, seed, features), submit)
         encoded = np.asarray(encoded)                  # (B, N, C): read twice below, converted once
         warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
-                                  encoded[i // copies]) for i, row in enumerate(rows)]
+                                  encoded[i // copies], float(people[i // copies])) for i, row in enumerate(rows)]
         for caption in captions:
             caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
@@ -195,31 +216,34 @@ class Captioner:
 
     def _run_batch(self, key, items: list) -> list:
         """The batcher's model call for greedy requests sharing a length limit, key ("greedy", steps),
-        items their picture lists -> per request (features (B, N, C), rows)."""
+        items their picture lists -> per request (features (B, N, C), people (B,), rows)."""
         # Each request's pictures are encoded as they would be alone (the LiteRT encoder takes one
         # image a call anyway): only the decoder loop, where batching pays, is shared.
         encoded = [self.features(pictures) for pictures in items]
-        rows = self._greedy(tf.concat(encoded, 0) if len(encoded) > 1 else encoded[0], key[1])
+        people = [self.people(pictures, features) for pictures, features in zip(items, encoded)]
+        rows = self._greedy(tf.concat(encoded, 0) if len(encoded) > 1 else encoded[0], key[1], np.concatenate(people))
         starts = np.cumsum([0] + [len(pictures) for pictures in items])
-        return [(features, rows[a:b]) for features, a, b in zip(encoded, starts, starts[1:])]
+        return [(features, seen, rows[a:b]) for features, seen, a, b in zip(encoded, people, starts, starts[1:])]
 
     def _encode_and_search(self, pictures, settings, copies, steps, seed, features=None) -> tuple:
         encoded = self.features(pictures) if features is None else features
+        people = self.people(pictures, encoded)
         features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
-        return encoded, self._search(features, settings, steps, seed)
+        return encoded, people, self._search(features, settings, steps, seed, np.repeat(people, copies))
 
-    def _greedy(self, features, steps: int) -> list[tuple]:
-        """Greedy rows for (B, N, C) features: on LiteRT where it is, in the smallest converted batch
-        that holds them (padded), chunks of the largest where B is larger; else TensorFlow's loop."""
+    def _greedy(self, features, steps: int, people) -> list[tuple]:
+        """Greedy rows for (B, N, C) features and (B,) people: on LiteRT where it is, in the smallest
+        converted batch that holds them (padded), chunks of the largest where B is larger; else
+        TensorFlow's loop."""
         if self.greedy_on_litert is None:
-            return list(zip(*(x.numpy() for x in self.searches.greedy(features, tf.constant(steps, tf.int32)))))
+            return list(zip(*(x.numpy() for x in self.searches.greedy(features, tf.constant(steps, tf.int32), people))))
         rows, largest = [], max((1, *self.batching.litert_sizes))
         for start in range(0, len(features), largest):
-            chunk = features[start:start + largest]
+            chunk, seen = features[start:start + largest], people[start:start + largest]
             size = min(s for s in (1, *self.batching.litert_sizes) if s >= len(chunk))
             loop = self._litert_batch(size)
-            rows += list(zip(*loop(chunk, steps))) if loop is not None else \
-                [row for i in range(len(chunk)) for row in zip(*self.greedy_on_litert(chunk[i:i + 1], steps))]
+            rows += list(zip(*loop(chunk, steps, seen))) if loop is not None else \
+                [row for i in range(len(chunk)) for row in zip(*self.greedy_on_litert(chunk[i:i + 1], steps, seen[i:i + 1]))]
         return rows
 
     def _litert_batch(self, size: int):
@@ -233,17 +257,18 @@ class Captioner:
                                                        batch=size)
         return self._greedy_batches[size]
 
-    def _search(self, features, settings: DecodingOptions, steps: int, seed) -> list[tuple]:
-        """-> per image: (ids (T,), probs (T,), attention (T, N), log_prob)."""
+    def _search(self, features, settings: DecodingOptions, steps: int, seed, people) -> list[tuple]:
+        """(B, N, C) features, (B,) people -> per image: (ids (T,), probs (T,), attention (T, N), log_prob)."""
         if settings.strategy == "greedy":
-            return self._greedy(features, steps)
+            return self._greedy(features, steps, people)
         steps = tf.constant(steps, tf.int32)
         if settings.strategy == "beam":   # its beams are the batch: one image at a time
             beam_size, alpha = tf.constant(settings.beam_size), tf.constant(settings.length_alpha, tf.float32)
-            return [tuple(x.numpy()[0] for x in self.searches.beam(features[i:i + 1], steps, beam_size, alpha))
+            return [tuple(x.numpy()[0] for x in self.searches.beam(features[i:i + 1], steps, beam_size, alpha,
+                                                                   people[i:i + 1]))
                     for i in range(len(features))]
         outputs = self.searches.sample(features, steps, tf.constant(settings.temperature, tf.float32),
-                                       tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32))
+                                       tf.constant(settings.top_k), tf.constant([seed, 0], tf.int32), people)
         return list(zip(*(x.numpy() for x in outputs)))
 
     def _classes_behind(self, features, attention) -> list:
@@ -293,7 +318,8 @@ class Captioner:
         far = stats.unfamiliar(np.asarray(features)) if stats is not None else [None] * len(pictures)
         return [content_warning(picture) or (UNFAMILIAR if flag else flag) for picture, flag in zip(pictures, far)]
 
-    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, features=None) -> Caption:
+    def _caption(self, picture, ids, probs, attention, log_prob, strategy, seed, warning=None, features=None,
+                 person: float = 0.0) -> Caption:
         words = agree_articles(self.vocab.decode(ids))
         whole = None if features is None else self._photograph_classes(features)   # (K,), a photograph's
         words = words[:self._setting_cut(words, whole)]
@@ -303,7 +329,12 @@ class Captioner:
             for step, seen in zip(nouns, self._classes_behind(features, np.asarray(attention, np.float32)[nouns])):
                 imagenet[step] = seen
         for step in nouns if whole is not None else ():
-            evidence[step] = float(whole[self._named_by.get(int(ids[step]), [])].sum())
+            # As the gate reads it (model.CopyPath.seen): the head speaks for what is not a person.
+            if int(ids[step]) in self._person_words and self._detectors is not None:
+                evidence[step], imagenet[step] = person, (PERSON_SEEN, person)
+            else:
+                seen = person if person >= PERSON_SEEN_AT else 0.0
+                evidence[step] = float(whole[self._named_by.get(int(ids[step]), [])].sum()) * (1.0 - seen)
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=self._shown(set(nouns), probs[:len(words)], evidence),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),

@@ -17,6 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoint import CONFIG, PHOTO_PROBE, SETTING_CLASSES, TRAIN_STATE, VOCAB, WEIGHTS
 from .config import LIMITS
 
@@ -38,6 +40,7 @@ def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, phot
     results = {scale: measure_scale(run, config, scale, scenes, photos, photos_dir) for scale in candidates}
     chosen = choose_scale(results, trained, calibration.emoji_floor)
     config["model"]["word_prior_scale"] = chosen
+    person = fit_person_probe(config, photos, photos_dir)
     copy = choose_copy_weight(run, config, calibration, scenes, photos, photos_dir)
     evidence = choose_noun_evidence(run, config, calibration, scenes, photos, photos_dir)
     settings = choose_setting_evidence(run, config, calibration, photos, photos_dir, setting_bars)
@@ -45,7 +48,25 @@ def calibrate_word_prior(run: Path, calibration, scenes: Path, labels_file, phot
     (run / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return {"trained": trained, "scale": chosen, "photos": len(photos),
             "candidates": {f"{k:g}": v for k, v in results.items()}, "copy": copy, "evidence": evidence,
-            "settings": settings, "confidence": confidence}
+            "settings": settings, "confidence": confidence, "person": person}
+
+
+def fit_person_probe(config: dict, photos: list, photos_dir) -> dict:
+    """The person probe (people.py) fitted on the calibration photos against whether a person is in
+    each (their labels' nouns and objects); written into `config` as person_face, _body and _bias.
+    It counts from the noun gate's choice on (the gate is where the model reads it)."""
+    from .people import PersonDetectors, PersonProbe, shows_person
+    from .sandbox import load_untrusted_image
+    found = [photo for photo in photos if (Path(photos_dir) / photo["file"]).is_file()]
+    scores = PersonDetectors()([load_untrusted_image(Path(photos_dir) / photo["file"]) for photo in found])
+    truth = [shows_person(photo) for photo in found]
+    if len(set(truth)) < 2:   # nothing to tell apart: off
+        return {}
+    probe = PersonProbe.fit(scores, truth)
+    config["model"].update(person_face=probe.face, person_body=probe.body, person_bias=probe.bias)
+    said = probe.probability(scores) >= 0.5
+    return {"face": probe.face, "body": probe.body, "bias": probe.bias, "photos": len(found),
+            "with_person": int(sum(truth)), "right_at_half": round(float(np.mean(said == np.array(truth))), 4)}
 
 
 def choose_copy_weight(run: Path, config: dict, calibration, scenes: Path, photos: list, photos_dir) -> dict:
@@ -168,7 +189,6 @@ class RememberedFeatures:
         return getattr(self.encoder, name)
 
     def image_features(self, images):
-        import numpy as np
         import tensorflow as tf
         pixels = [np.asarray(image, np.uint8) for image in images]
         engine = "litert" if self.encoder.litert is not None else "tensorflow"   # their features differ slightly

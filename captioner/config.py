@@ -92,6 +92,13 @@ class ModelConfig:
     # of the noun's classes over the whole image: what tells a noun in the photo from an invented one
     # (docs/measurements.md). Rendered scenes show the decoder's probability. 0: p alone.
     noun_confidence_evidence: float = 0.0
+    # Whether a photograph shows a person, which no ImageNet class says: sigmoid(face x logit(f) +
+    # body x logit(b) + bias) of the best scores of MediaPipe's face and body detectors (people.py),
+    # one class more in the noun gate (model.CopyPath.seen). Fitted after training on the calibration
+    # photos (calibrate.fit_person_probe). All 0 = off.
+    person_face: float = 0.0
+    person_body: float = 0.0
+    person_bias: float = 0.0
 
 
 @dataclass

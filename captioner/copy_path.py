@@ -134,10 +134,12 @@ def _evidence(vocab, words: list, singular_of, plural_of, noun_start) -> tuple:
     """(class, word) pairs where the class names the output word: a class's own names (the copy
     path's targets), the worlds' nouns it names (word_map.py, at their first word), and a measure
     word ("pair", "pairs") for the classes naming a noun it counts ("scissors"). And which words need
-    evidence: every noun start and new word, but not a setting phrase's words ("on the train
-    tracks" names no train)."""
+    evidence: every noun start and new word, and what the emoji world's people do ("walking": no
+    class sees a deed, so a photograph's caption does not say one), but not a setting phrase's words
+    ("on the train tracks" names no train)."""
     from .settings_seen import setting_phrases
     from .word_map import word_map
+    from .worlds.captions import DEEDS
     index = {w: i for i, w in enumerate(vocab.words)}
     pairs = {(k, int(w)) for k, w in enumerate(singular_of)} | {(k, int(w)) for k, w in enumerate(plural_of)}
     known = word_map(vocab)                                                     # (K, V)
@@ -153,6 +155,7 @@ def _evidence(vocab, words: list, singular_of, plural_of, noun_start) -> tuple:
     needs[:len(noun_start)] = noun_start > 0
     needs[len(noun_start):] = 1.0
     needs[sorted(measures)] = 1.0
+    needs[[index[w] for w in DEEDS & set(index)]] = 1.0
     for word in {w for phrase in setting_phrases() for w in phrase} & set(index):
         needs[index[word]] = 0.0
     classes, targets = (np.array(column, np.int32) for column in zip(*sorted(pairs)))

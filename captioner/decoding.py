@@ -55,9 +55,10 @@ def _said(history, t, tokens):
     return history + tokens[:, None] * tf.one_hot(t, HISTORY, dtype=tf.int32)[None]
 
 
-def _choose_and_record(model, features, max_length, choose):
-    """The loop shared by greedy and sampling; `choose(log_probs, step)` picks the next ids (B,)."""
-    projected, keys, hidden = model.encode(features)
+def _choose_and_record(model, features, max_length, choose, people=None):
+    """The loop shared by greedy and sampling; `choose(log_probs, step)` picks the next ids (B,).
+    people (B,): the probability that each image shows a person (people.py), or None."""
+    projected, keys, hidden = model.encode(features, people)
     state = (hidden, projected, keys)
     batch = tf.shape(features)[0]
     tokens = tf.fill([batch], START)
@@ -88,12 +89,12 @@ def _choose_and_record(model, features, max_length, choose):
             tf.transpose(attention_ta.stack()[:steps], [1, 0, 2]), total)
 
 
-def greedy_search(model, features, max_length):
+def greedy_search(model, features, max_length, people=None):
     return _choose_and_record(model, features, max_length,
-                              lambda log_probs, t: tf.argmax(log_probs, -1, output_type=tf.int32))
+                              lambda log_probs, t: tf.argmax(log_probs, -1, output_type=tf.int32), people)
 
 
-def sample_search(model, features, max_length, temperature, top_k, seed):
+def sample_search(model, features, max_length, temperature, top_k, seed, people=None):
     """Multinomial sampling; `seed` (2,) int32 makes it repeatable (stateless RNG, one draw per step)."""
     def choose(log_probs, t):
         logits = log_probs / tf.maximum(temperature, 1e-3)
@@ -103,7 +104,7 @@ def sample_search(model, features, max_length, temperature, top_k, seed):
         logits = tf.where(logits < kth, NEG_INF, logits)
         step_seed = tf.stack([seed[0], seed[1] + t])
         return tf.cast(tf.random.stateless_categorical(logits, 1, step_seed)[:, 0], tf.int32)
-    return _choose_and_record(model, features, max_length, choose)
+    return _choose_and_record(model, features, max_length, choose, people)
 
 
 def beam_step(model, tokens, hidden, projected, keys, scores, lengths, history, t):
@@ -122,7 +123,7 @@ def beam_step(model, tokens, hidden, projected, keys, scores, lengths, history, 
             tf.gather(attention, parent))
 
 
-def beam_search(model, features, max_length, beam_size, length_alpha, advance=None):
+def beam_search(model, features, max_length, beam_size, length_alpha, advance=None, people=None):
     """Beam search for ONE image (1, N, C), all beams run as one batch of size K.
 
     Finished beams stay in the batch and extend with <pad> at no cost, so shapes never change and
@@ -133,7 +134,7 @@ def beam_search(model, features, max_length, beam_size, length_alpha, advance=No
     length_alpha (length normalisation, Wu et al. 2016).
     """
     k = beam_size
-    projected, keys, hidden = model.encode(features)                          # (1, N, E), (1, N, U[+C]), (1, U[+I][+1000])
+    projected, keys, hidden = model.encode(features, people)                  # (1, N, E), (1, N, U[+C]), (1, U[+I][+1000])
     # Every beam looks at the same image: tile once; only the hidden state is reordered per step.
     projected, keys, hidden = (tf.repeat(x, k, axis=0) for x in (projected, keys, hidden))
     advance = advance or (lambda *state: beam_step(model, *state))
@@ -191,24 +192,41 @@ def _cannot_be_beaten(scores, lengths, finished, longest, length_alpha):
 
 
 class Searches:
-    """The three searches compiled once for one model; tensors in, tensors out."""
+    """The three searches compiled once for one model; tensors in, tensors out. Each takes, last,
+    `people` (B,): the probability that each image shows a person (people.py); None: none does."""
 
     def __init__(self, model, jit_compile: bool = False):
         feature_dim = model.config.feature_dim
         features = tf.TensorSpec([None, None, feature_dim], tf.float32)
         scalar_int, scalar_float = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
-        compile_ = lambda fn, *spec: tf.function(fn, input_signature=[features, scalar_int, *spec],
+        people = tf.TensorSpec([None], tf.float32)
+        compile_ = lambda fn, *spec: tf.function(fn, input_signature=[features, scalar_int, *spec, people],
                                                  jit_compile=jit_compile, reduce_retracing=True)
-        self.greedy = compile_(lambda f, n: greedy_search(model, f, n))
-        self.sample = compile_(lambda f, n, temp, top_k, seed: sample_search(model, f, n, temp, top_k, seed),
-                               scalar_float, scalar_int, tf.TensorSpec([2], tf.int32))
+        self._greedy = compile_(lambda f, n, p: greedy_search(model, f, n, p))
+        self._sample = compile_(lambda f, n, temp, top_k, seed, p: sample_search(model, f, n, temp, top_k, seed, p),
+                                scalar_float, scalar_int, tf.TensorSpec([2], tf.int32))
         # XLA fuses a beam step's small ops (K rows of attention, GRU, top-k, reordering) into a
         # few kernels: ~10% faster beam-3 on a 2-core CPU. Traced once; XLA compiles it once per beam
         # size (it needs static shapes) and caches that, so nothing retraces per caption.
         self._beam_step = tf.function(lambda *state: beam_step(model, *state), jit_compile=True)
-        self.beam = compile_(lambda f, n, k, alpha: beam_search(model, f, n, k, alpha, self._beam_step),
-                             scalar_int, scalar_float)
+        self._beam = compile_(lambda f, n, k, alpha, p: beam_search(model, f, n, k, alpha, self._beam_step, p),
+                              scalar_int, scalar_float)
+
+    def greedy(self, features, max_length, people=None):
+        return self._greedy(features, max_length, _people(features, people))
+
+    def sample(self, features, max_length, temperature, top_k, seed, people=None):
+        return self._sample(features, max_length, temperature, top_k, seed, _people(features, people))
+
+    def beam(self, features, max_length, beam_size, length_alpha, people=None):
+        return self._beam(features, max_length, beam_size, length_alpha, _people(features, people))
 
     def tracing_count(self) -> int:
-        functions = (self.greedy, self.sample, self.beam, self._beam_step)
+        functions = (self._greedy, self._sample, self._beam, self._beam_step)
         return sum(fn.experimental_get_tracing_count() for fn in functions)
+
+
+def _people(features, people):
+    """(B,) float32 person probabilities, zeros where none are given."""
+    rows = tf.shape(features)[0]
+    return tf.zeros([rows]) if people is None else tf.reshape(tf.cast(people, tf.float32), [rows])

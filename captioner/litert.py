@@ -117,22 +117,24 @@ def _file_digest(path: Path) -> str:
 
 class LiteRTGreedy:
     """`Searches.greedy` for a batch of at most `batch` images (the size it was converted for):
-    features (B, N, C), max_length -> ids (B, T), probs (B, T), attention (B, T, N), log_prob (B,)
-    as numpy arrays. Not thread-safe, like LiteRTFeatures."""
+    features (B, N, C), max_length[, people (B,)] -> ids (B, T), probs (B, T), attention (B, T, N),
+    log_prob (B,) as numpy arrays. Not thread-safe, like LiteRTFeatures."""
 
     def __init__(self, model_path: Path, threads: int = 2):
         self.path = model_path
         self._interpreter = _interpreter(model_path, threads)
         details = {d["name"]: d for d in self._interpreter.get_input_details()}
         self._features, self._steps = details["features"]["index"], details["max_length"]["index"]
+        self._people = details["people"]["index"]
         self.batch = int(details["features"]["shape"][0])
         # The converter names outputs Identity, Identity_1, ... in the order the function returns them.
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: (len(d["name"]), d["name"]))
         self._outputs = [d["index"] for d in outputs]
 
-    def __call__(self, features, max_length: int) -> tuple[np.ndarray, ...]:
+    def __call__(self, features, max_length: int, people=None) -> tuple[np.ndarray, ...]:
         features = np.asarray(features, np.float32)
         rows = len(features)
+        people = np.zeros(rows, np.float32) if people is None else np.asarray(people, np.float32).reshape(rows)
         if not 1 <= rows <= self.batch:
             raise ValueError(f"{rows} images for a greedy loop converted for {self.batch}")
         # Padded with copies of the first image: rows are independent, and a copy ends when its
@@ -140,6 +142,7 @@ class LiteRTGreedy:
         padded = np.concatenate([features, np.repeat(features[:1], self.batch - rows, 0)])
         self._interpreter.set_tensor(self._features, padded)
         self._interpreter.set_tensor(self._steps, np.asarray(max_length, np.int32))
+        self._interpreter.set_tensor(self._people, np.concatenate([people, np.repeat(people[:1], self.batch - rows)]))
         self._interpreter.invoke()
         return tuple(self._interpreter.get_tensor(index)[:rows].copy() for index in self._outputs)
 
@@ -227,17 +230,18 @@ def convert(encoder) -> bytes:
 
 def convert_greedy(model, batch: int = 1) -> bytes:
     """decoding.greedy_search for `batch` images as a LiteRT flatbuffer, the weights frozen into it:
-    inputs "features" (batch, N, C) float32 and "max_length" int32; outputs as `LiteRTGreedy` reads
-    them. The batch is fixed: the loop's arrays need static shapes to convert."""
+    inputs "features" (batch, N, C) float32, "max_length" int32 and "people" (batch,) float32 (people.py);
+    outputs as `LiteRTGreedy` reads them. The batch is fixed: the loop's arrays need static shapes to convert."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     from .decoding import greedy_search
     config = model.config
     spec = tf.TensorSpec([batch, config.grid_size ** 2, config.feature_dim], tf.float32, name="features")
 
-    @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32, name="max_length")])
-    def search(features, max_length):
-        return greedy_search(model, features, max_length)
+    @tf.function(input_signature=[spec, tf.TensorSpec([], tf.int32, name="max_length"),
+                                  tf.TensorSpec([batch], tf.float32, name="people")])
+    def search(features, max_length, people):
+        return greedy_search(model, features, max_length, people)
 
     # Frozen: the loop reads its weights as constants (LiteRT cannot read the Keras variables from
     # inside a WHILE body).

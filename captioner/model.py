@@ -6,11 +6,13 @@ width, U = GRU units, V = vocabulary size, T = caption steps, K = 1000 ImageNet 
 The decoding loops (greedy, sampling, beam reordering) carry one decoder state and one set of
 attention keys per caption and never look inside them. What they hold, by config:
 
-    state (B, U [+ E] [+ K] [+ K+1]): U   the GRU state
+    state (B, U [+ E] [+ K] [+ K+3]): U   the GRU state
                                E   the ImageNet head's embedded scores      (imagenet_head)
                                K   the classes spent on words already said  (word_prior_once)
-                               K+1 the whole image's class probabilities,  (noun_evidence)
-                                   and 1 for a photograph, 0 for a rendered scene (photo_probe.py)
+                               K+3 the whole image's class probabilities,  (noun_evidence)
+                                   the probability that it shows a person (people.py), 1 once
+                                   a person was said, and 1 for a photograph, 0 for a rendered
+                                   scene (photo_probe.py)
     keys  (B, N, U [+ C]):     U   the attention's feature half, per cell
                                C   the cells' features, for the word prior  (imagenet_words)
 
@@ -23,9 +25,12 @@ import numpy as np
 import tensorflow as tf
 
 from .config import ModelConfig
+from .people import PERSON_SEEN_AT
 from .vocab import Vocabulary
+from .worlds.captions import DEEDS
 
 IMAGENET_CLASSES = 1000
+WHOLE = IMAGENET_CLASSES + 3   # the state's whole-image part: classes, person, person said, photograph
 NO_EVIDENCE = -1e9   # added to the log-probability of a noun the image gives no evidence for
 # The words that bring one more thing into a caption (the worlds' grammar, worlds/captions.py: "and",
 # "to the left of", "next to", "with"), and those that never follow a noun but start a phrase: with
@@ -140,7 +145,21 @@ class CopyPath:
         counted[0, [index[w] for w in ("a", "an", "one") if w in index]] = 1.0
         counted[1, [index[w] for w in ("two", "three") if w in index]] = 1.0
         self.counted = tf.constant(counted)                                        # (2, V'): singular, plural
+        self.end = tf.one_hot(Vocabulary.end_id, self.size)                        # (V',)
+        deeds = np.zeros(self.size, np.float32)
+        deeds[[index[w] for w in DEEDS if w in index]] = 1.0
+        self.deeds = tf.constant(deeds)                                            # (V',): "walking", ...
         self.probe = None   # (weights (C,), bias): photo_probe.PhotoProbe, attached with the checkpoint's
+        # A person (people.py) is one class more, K, in the gate: its words, singular and plural.
+        person = [index.get("person", -1), index.get("people", -1)]
+        self.person = tf.constant(person if min(person) >= 0 else [-1, -1])       # (2,): none where -1
+        known = min(person) >= 0
+        self.knows_person = float(known)   # a vocabulary without the words: the detectors have no say
+        self.gate_singular_of = tf.concat([self.singular_of, [person[0] if known else 0]], 0)   # (K + 1,)
+        self.gate_plural_of = tf.concat([self.plural_of, [person[1] if known else 0]], 0)
+        extra = [(IMAGENET_CLASSES, w) for w in person] if known else []
+        self.gate_evidence_class = tf.constant([*tables.evidence_class, *(k for k, _ in extra)], tf.int32)   # (P',)
+        self.gate_evidence_word = tf.constant([*tables.evidence_word, *(w for _, w in extra)], tf.int32)
 
     def photograph(self, pooled):
         """(B, C) mean-pooled features -> (B, 1): 1 where the head's evidence counts (a photograph,
@@ -154,27 +173,30 @@ class CopyPath:
         """`noun_evidence`: in a photograph, a noun whose classes (less those already said, spent
         (B, K)) the head gives less than the threshold over the whole image is not said; its mass goes
         to the nouns of its number the image does show, by their classes' probability. With no such
-        class left, no further thing is brought in. whole (B, K + 1): the classes, then 1 for a
-        photograph (a rendered scene is left as the decoder says it); log_probs (B, V'), said: the
-        last words (B,)."""
-        whole, photograph = whole[:, :-1], whole[:, -1:]                          # (B, K), (B, 1)
-        whole = whole * (1.0 - spent) if spent is not None else whole
-        named = tf.gather(whole, self.evidence_class, axis=1)                     # (B, P)
-        evidence = tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(named), self.evidence_word,
+        class left, no further thing is brought in. A person is one class more: the head's classes
+        share what the person detector leaves, 1 - its probability. whole (B, K + 3): see WHOLE (a
+        rendered scene is left as the decoder says it); log_probs (B, V'), said: the last words (B,)."""
+        classes, person = whole[:, :IMAGENET_CLASSES], whole[:, IMAGENET_CLASSES:IMAGENET_CLASSES + 1]
+        person_said, photograph = whole[:, -2:-1], whole[:, -1:]                  # (B, 1) each
+        classes = classes * (1.0 - spent) if spent is not None else classes
+        person = self.knows_person * person * tf.cast(person >= PERSON_SEEN_AT, person.dtype)   # (B, 1)
+        whole = tf.concat([classes * (1.0 - person), person * (1.0 - person_said)], -1)   # (B, K + 1)
+        named = tf.gather(whole, self.gate_evidence_class, axis=1)                # (B, P')
+        evidence = tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(named), self.gate_evidence_word,
                                                              self.size))          # (B, V')
         probs = tf.exp(log_probs)
         # Until a first noun is said, the name the head sees most is one the slot can take even below
         # the threshold: else, where the head sees nothing well, the slot's mass goes to words that
         # are no noun ("a picture of a picture of"). Further nouns need the threshold.
-        first = tf.ones_like(whole[:, :1]) if spent is None else \
-            tf.cast(tf.reduce_sum(spent, -1, keepdims=True) == 0, tf.float32)    # (B, 1)
+        nothing_said = 1.0 - person_said if spent is None else \
+            tf.cast(tf.reduce_sum(spent, -1, keepdims=True) == 0, tf.float32) * (1.0 - person_said)
         likeliest = tf.one_hot(tf.argmax(evidence * self.needs_evidence, -1), self.size)   # (B, V')
-        seen = tf.maximum(tf.cast(evidence >= self.threshold, tf.float32), first * likeliest)   # (B, V')
-        shown = tf.maximum(tf.gather(seen, self.singular_of, axis=1),
-                           tf.gather(seen, self.plural_of, axis=1))              # (B, K): classes a seen word names
+        seen = tf.maximum(tf.cast(evidence >= self.threshold, tf.float32), nothing_said * likeliest)   # (B, V')
+        shown = tf.maximum(tf.gather(seen, self.gate_singular_of, axis=1),
+                           tf.gather(seen, self.gate_plural_of, axis=1))         # (B, K + 1): classes a seen word names
         seen = tf.maximum(seen, tf.cast(self._names(shown, shown) > 0, tf.float32))   # both numbers of each
         blocked = photograph * self.needs_evidence * (1.0 - seen)                 # (B, V')
-        left = whole * shown                                                      # (B, K)
+        left = whole * shown                                                      # (B, K + 1)
         share = left / tf.maximum(tf.reduce_sum(left, -1, keepdims=True), 1e-9)
         moved = tf.einsum("bv,nv->bn", probs * blocked, self.number)              # (B, 2): singular, plural
         number = tf.transpose(tf.gather(self.counted, said, axis=1))              # (B, 2): the number said
@@ -185,14 +207,24 @@ class CopyPath:
         after_noun = tf.gather(self.needs_evidence, said)[:, None]                # (B, 1)
         further = nothing_left * tf.maximum(self.further[:1], after_noun * self.further[1:])   # (B, V')
         blocked = tf.maximum(blocked, photograph * further)
-        return tf.math.log(tf.maximum(probs * (1.0 - blocked) + given, 1e-30)) + NO_EVIDENCE * blocked
+        # With nothing left to name, what a person would be doing ("walking": no class sees a deed)
+        # ends the caption: the emoji world's people always do something, so after "a person" the
+        # decoder has little else to say, and that little wrote "a person mixer a an".
+        deeds = tf.reduce_sum(probs * blocked * self.deeds, -1, keepdims=True)    # (B, 1)
+        ending = nothing_left * photograph * deeds * self.end                     # (B, V')
+        return tf.math.log(tf.maximum(probs * (1.0 - blocked) + given + ending, 1e-30)) + NO_EVIDENCE * blocked
 
     def _names(self, singular, plural):
-        """Per-class amounts (B, K) onto the words naming the classes, (B, V'): `singular` onto each
-        class's singular name, `plural` onto its plural."""
-        weighted = tf.concat([tf.transpose(singular), tf.transpose(plural)], 0)   # (2K, B)
+        """Per-class amounts (B, K + 1), the person last, onto the words naming the classes, (B, V'):
+        `singular` onto each class's singular name, `plural` onto its plural."""
+        weighted = tf.concat([tf.transpose(singular), tf.transpose(plural)], 0)   # (2K + 2, B)
         return tf.transpose(tf.math.unsorted_segment_sum(
-            weighted, tf.concat([self.singular_of, self.plural_of], 0), self.size))
+            weighted, tf.concat([self.gate_singular_of, self.gate_plural_of], 0), self.size))
+
+    def spend_person(self, whole, said):
+        """Once "person" or "people" is said, the person speaks no more: whole (B, K + 3)."""
+        person = tf.cast(tf.reduce_any(said[:, None] == self.person[None], -1), whole.dtype)[:, None]   # (B, 1)
+        return tf.concat([whole[:, :-2], tf.maximum(whole[:, -2:-1], person), whole[:, -1:]], -1)
 
     def spend(self, spent, tokens):
         """The classes whose name is the word just said speak no more, (B, K)."""
@@ -270,13 +302,12 @@ class ShowAttendTell(keras.Model):
         return self.copy is not None and self.config.noun_evidence > 0
 
     def split_state(self, state):
-        """(B, U [+ E] [+ K] [+ K + 1]) -> GRU state (B, U), ImageNet evidence (B, E), spent (B, K) and
-        the whole image's classes and whether it is a photograph (B, K + 1), each None where the
-        config leaves it out."""
+        """(B, U [+ E] [+ K] [+ K + 3]) -> GRU state (B, U), ImageNet evidence (B, E), spent (B, K) and
+        the whole image's part (B, K + 3: WHOLE), each None where the config leaves it out."""
         units, width = self.config.units, self.config.embedding_dim
         whole = None
         if self.gates_nouns:
-            state, whole = state[:, :-IMAGENET_CLASSES - 1], state[:, -IMAGENET_CLASSES - 1:]
+            state, whole = state[:, :-WHOLE], state[:, -WHOLE:]
         evidence = state[:, units:units + width] if self.uses_imagenet else None
         spent = state[:, -IMAGENET_CLASSES:] if self.config.word_prior_once else None
         return state[:, :units], evidence, spent, whole
@@ -285,8 +316,9 @@ class ShowAttendTell(keras.Model):
     def join_state(hidden, evidence, spent, whole=None):
         return tf.concat([part for part in (hidden, evidence, spent, whole) if part is not None], axis=-1)
 
-    def encode(self, features):
-        """Per-image work done once before decoding: (B, N, C) -> projected, keys, first state."""
+    def encode(self, features, people=None):
+        """Per-image work done once before decoding: (B, N, C) -> projected, keys, first state.
+        people (B,): the probability that each image shows a person (people.py); None: none does."""
         projected = self.projection(features)                     # (B, N, E)
         keys = self.attention.keys(projected)                     # (B, N, U)
         if self.word_prior is not None:   # the cells themselves: step() applies the head to the attended mix
@@ -298,7 +330,9 @@ class ShowAttendTell(keras.Model):
             evidence = self.imagenet_embed(class_probs)            # (B, E)
             summary = tf.concat([summary, evidence], axis=-1)
             if self.gates_nouns:
-                whole = tf.concat([class_probs, self.copy.photograph(tf.reduce_mean(features, axis=1))], -1)
+                photograph = self.copy.photograph(tf.reduce_mean(features, axis=1))   # (B, 1)
+                person = tf.zeros_like(photograph) if people is None else people[:, None] * photograph
+                whole = tf.concat([class_probs, person, tf.zeros_like(photograph), photograph], -1)   # (B, K + 3)
         if self.config.word_prior_once:                            # no class has spoken yet
             spent = tf.zeros([tf.shape(features)[0], IMAGENET_CLASSES], features.dtype)
         return projected, keys, self.join_state(self.init_hidden(summary), evidence, spent, whole)
@@ -313,6 +347,8 @@ class ShowAttendTell(keras.Model):
             spent = self.word_prior.spend(spent, tokens)
             if self.copy is not None:
                 spent = self.copy.spend(spent, said)
+        if whole is not None:
+            whole = self.copy.spend_person(whole, said)
         units = self.config.units
         context, weights = self.attention(projected, keys[..., :units], hidden)   # (B, E), (B, N)
         context = self.gate(hidden) * context

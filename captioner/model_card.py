@@ -217,7 +217,8 @@ def copy_text(calibration: dict, probe: dict | None = None) -> str:
     text = (f"\n\nThe copy path (`copy_weight`, captioner/copy_path.py: a share of each step's noun mass goes to the "
             f"everyday names of the ImageNet classes the step attends to, including names no training caption has) "
             f"decodes with **{copy['weight']:g}**, chosen on the same photos by the same rule. Per share: {rows}.")
-    text += evidence_text(calibration.get("evidence"), probe) + settings_text(calibration.get("settings"))
+    text += evidence_text(calibration.get("evidence"), probe) + person_text(calibration.get("person"))
+    text += settings_text(calibration.get("settings"))
     if confidence:
         reads = (f", and in a photograph {confidence['evidence_slope']:g} x logit of the head's probability for the "
                  f"noun's classes over the whole image" if confidence.get("evidence_slope") else "")
@@ -246,6 +247,17 @@ def evidence_text(evidence: dict | None, probe: dict | None) -> str:
             f"most main subjects less captions inventing an object on the same photos, or the gentlest within one "
             f"photo of it. Per threshold: "
             f"{rows}.{where}")
+
+
+def person_text(person: dict | None) -> str:
+    if not person:
+        return ""
+    return (f" A person, which no ImageNet class names, is one class more in that gate (people.py): the "
+            f"probability that a photograph shows one is sigmoid({person['face']:g} x logit(face) + "
+            f"{person['body']:g} x logit(body) + {person['bias']:g}) of the best scores of MediaPipe's face and "
+            f"body detectors, fitted on the same {person['photos']} photos ({person['with_person']} with a "
+            f"person; right on {person['right_at_half']:.0%} of them at even odds); at even odds or more the gate "
+            f"sees a person, and the head's classes share what is left.")
 
 
 def settings_text(settings: dict | None) -> str:

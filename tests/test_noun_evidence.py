@@ -10,6 +10,7 @@ from captioner.class_names import class_names
 from captioner.config import CheckpointConfig, ModelConfig
 from captioner.copy_path import build_copy_tables
 from captioner.model import CopyPath, ShowAttendTell
+from captioner.worlds.captions import DEEDS
 
 from conftest import class_index
 
@@ -26,10 +27,12 @@ def gate(vocab):
     return CopyPath(config, build_copy_tables(vocab))
 
 
-def step(gate, vocab, wants: dict, sees: dict, said="a", spent=None, photograph=True):
+def step(gate, vocab, wants: dict, sees: dict, said="a", spent=None, photograph=True, person=0.0,
+         person_said=False):
     """The decoder's own distribution (`wants`: word -> logit, others 0) through the gate, for an
     image (a photograph, or a rendered scene) whose head gives `sees` (ImageNet class -> probability,
-    the rest spread evenly) -> probabilities over the output words (1, V')."""
+    the rest spread evenly) and whose person detectors give `person` -> probabilities over the
+    output words (1, V')."""
     own = np.zeros((1, len(vocab)), np.float32)
     for word, logit in wants.items():
         own[0, vocab.index[word]] = logit
@@ -38,7 +41,8 @@ def step(gate, vocab, wants: dict, sees: dict, said="a", spent=None, photograph=
         whole[0, class_index(name)] = p
     log_probs = tf.nn.log_softmax(own)
     log_probs = tf.pad(log_probs, [[0, 0], [0, gate.extra]], constant_values=-1e9)   # no copy mixture here
-    whole = np.concatenate([whole, [[float(photograph)]]], -1).astype(np.float32)   # (1, K + 1): classes, photograph
+    whole = np.concatenate([whole, [[person * photograph, float(person_said), float(photograph)]]],
+                           -1).astype(np.float32)   # (1, K + 3): classes, person, person said, photograph
     spent = None if spent is None else tf.constant(spent)
     out = gate.seen(log_probs, tf.constant(whole), spent, tf.constant([vocab.index[said]]))
     return tf.nn.softmax(out).numpy()   # as the searches read it: a log-softmax over what is left
@@ -93,10 +97,12 @@ def test_the_mass_moves_rather_than_vanishes_while_something_is_left(gate, vocab
     probs = step(gate, vocab, {"mug": 6.0, "on": 5.0}, {"cheetah": 0.9})
     np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
     assert probs[0, vocab.index["mug"]] < 1e-6
-    # "on" keeps its share: the mug's went to the cheetah, not to every other word.
+    # "on" keeps its share: the mug's went to the cheetah, not to every other word. Only what a
+    # person would be doing (no class sees a deed: at logit 0 here) leaves, and the rest renormalises.
     ungated = tf.nn.softmax(np.eye(1, len(vocab), vocab.index["mug"]) * 6.0 +
                             np.eye(1, len(vocab), vocab.index["on"]) * 5.0).numpy()
-    assert probs[0, vocab.index["on"]] == pytest.approx(ungated[0, vocab.index["on"]], rel=1e-2)
+    deeds = sum(ungated[0, vocab.index[w]] for w in DEEDS if w in vocab.index)
+    assert probs[0, vocab.index["on"]] == pytest.approx(ungated[0, vocab.index["on"]] / (1 - deeds), rel=5e-3)
 
 
 def test_with_nothing_left_to_name_no_further_thing_is_brought_in(gate, vocab):
@@ -142,3 +148,37 @@ def test_the_photograph_probe_tells_two_worlds_apart_and_loads_only_what_it_save
     np.savez(tmp_path / "bad.npz", weights=np.full(16, np.nan), bias=0.0, heldout_accuracy=0.0)
     with pytest.raises(ValueError, match="finite"):
         PhotoProbe.load(tmp_path / "bad.npz")
+
+
+def test_a_person_the_head_has_no_class_for_is_named_where_the_detectors_see_one(gate, vocab):
+    # A woman on a beach: the head's best guess is a dog (ImageNet has no person), the decoder
+    # wants "dog"; the detectors see a person.
+    wants, sees = {"dog": 6.0, "person": 2.0}, {"golden retriever": 0.3}
+    assert top(gate, step(gate, vocab, wants, sees, person=0.95)) == "person"
+    assert top(gate, step(gate, vocab, wants, sees, person=0.95, said="two")) == "people"
+    # No person seen: as before.
+    assert top(gate, step(gate, vocab, wants, sees, person=0.0)) == "dog"
+    # A rendered scene: the detectors' opinion counts no more than the head's.
+    assert top(gate, step(gate, vocab, {"dog": 6.0}, sees, person=0.95, photograph=False)) == "dog"
+    # A dog the head sees well beside the person still may be named after the person.
+    assert top(gate, step(gate, vocab, {"dog": 6.0}, {"golden retriever": 0.9}, person=0.5, said="and",
+                          person_said=True)) == "dog"
+
+
+def test_a_person_said_is_said_once_and_with_nothing_left_the_caption_ends(gate, vocab):
+    # "a person" said and nothing else seen: "and a person" is not said again, and what the
+    # decoder wanted to go on with ("and", "walking": no class sees a deed) ends the caption.
+    wants = {"and": 6.0, "walking": 4.0}
+    probs = step(gate, vocab, wants, {"golden retriever": 0.3}, said="person", person=0.95, person_said=True)
+    assert top(gate, probs) == "<end>"
+    again = step(gate, vocab, {"person": 6.0}, {}, said="and", person=0.95, person_said=True)
+    assert top(gate, again) != "person"
+    # In a rendered scene the emoji world's people still walk.
+    assert top(gate, step(gate, vocab, {"walking": 6.0}, {}, said="person", photograph=False)) == "walking"
+
+
+def test_the_person_is_spent_once_said(gate, vocab):
+    whole = tf.constant(np.r_[np.zeros(1000), 0.9, 0.0, 1.0][None].astype(np.float32))
+    after = gate.spend_person(whole, tf.constant([vocab.index["people"]])).numpy()
+    assert after[0, -2] == 1.0 and after[0, 1000] == pytest.approx(0.9)
+    assert gate.spend_person(whole, tf.constant([vocab.index["dog"]])).numpy()[0, -2] == 0.0

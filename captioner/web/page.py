@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..images import InputError
 from ..options import DecodingOptions, visibility
+from ..people import PERSON_SEEN
 from ..sandbox import load_untrusted_image
 from . import timings
 from .cards import model_card
@@ -487,7 +488,8 @@ def word_view(caption, index: int = 0):
     if caption is None or not 0 <= index < len(caption.words):
         return gr.skip()
     seen = caption.imagenet[index] if index < len(caption.imagenet) else None
-    behind = f" \u00b7 ImageNet sees: {seen[0]}, {seen[1]:.2f}" if seen else ""
+    behind = "" if not seen else f" \u00b7 {seen[0]}: {seen[1]:.2f}" if seen[0] == PERSON_SEEN else \
+        f" \u00b7 ImageNet sees: {seen[0]}, {seen[1]:.2f}"
     return gr.update(value=overlay(caption.image, caption.attention[index], max_side=640),
                      label=f"Selected word: \u201c{caption.words[index]}\u201d "
                            f"(probability {float(caption.probs[index]):.2f}){behind}")

@@ -10,6 +10,8 @@ ACTIVITY = {"surfing": "surfing", "skiing": "skiing", "snowboarding": "snowboard
             "horse riding": "riding on horseback", "rowing": "rowing", "swimming": "swimming",
             "walking": "walking", "running": "running"}
 SAFE_EXAMPLES = {"surfing", "skiing", "snowboarding", "swimming"}   # their example names no other object
+# The first word of each: what a caption says a person is doing ("riding on horseback": "riding").
+DEEDS = frozenset(doing.split()[0] for doing in ACTIVITY.values())
 
 
 @dataclass
