@@ -90,7 +90,8 @@ class Captioner:
         # Whether a photograph shows a person (people.py), where the checkpoint's gate reads it.
         self.person_probe = PersonProbe(self.config.person_face, self.config.person_body, self.config.person_bias)
         self._person_words = set() if model.copy is None else {int(i) for i in model.copy.person.numpy() if i >= 0}
-        self._detectors = PersonDetectors(threads=2) if self.person_probe.fitted and model.gates_nouns else None
+        self._detectors = PersonDetectors(threads=2) if self.person_probe.fitted and model.gates_nouns \
+            and model.copy.knows_person else None
         # Greedy search for one image on LiteRT: the page's and the API's most common call.
         self.greedy_on_litert = litert_greedy(checkpoint.model, checkpoint.path / WEIGHTS) if use_litert else None
         self.batching = batching
@@ -134,7 +135,13 @@ class Captioner:
         """RGB images -> (B, N, C) features, rounded exactly as the training cache stores them."""
         return self.encoder.image_features(images)
 
-    def people(self, images, features) -> np.ndarray:
+    def _encode(self, pictures) -> tuple:
+        """RGB pictures -> what the decoder reads of them: (B, N, C) features and (B,) people. Inside
+        a model call (the detectors' interpreters are not thread-safe either)."""
+        features = self.features(pictures)
+        return features, self._people(pictures, features)
+
+    def _people(self, images, features) -> np.ndarray:
         """RGB images and their (B, N, C) features -> (B,) the probability that each shows a person
         (people.py); zeros where the checkpoint does not read it, and for rendered scenes, whose
         nouns the gate leaves alone (photo_probe.py: the detectors' time is spent on photographs)."""
@@ -181,31 +188,32 @@ class Captioner:
         features. Options as for `captions`; `strategy` is ignored."""
         settings = DecodingOptions.parse(**{**options, "strategy": "greedy"})
         picture = load_untrusted_image(image)
-        features = self._alone(lambda: self.features([picture]))[0]
+        encoded = self._alone(lambda: self._encode([picture]))[0]
         samples = max(settings.num_samples, COMPARE_SAMPLES)
         return [caption for strategy, copies in (("greedy", 1), ("beam", 1), ("sample", samples))
                 for caption in self._decode([picture], dataclasses.replace(settings, strategy=strategy),
-                                            copies, features)]
+                                            copies, encoded)]
 
-    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1, features=None,
+    def _decode(self, pictures, settings: DecodingOptions, copies: int = 1, encoded=None,
                 submit=None) -> list[Caption]:
         """The one path from loaded pictures to captions; `copies` > 1 samples each picture that
-        many times in one batch and returns them most likely first. `features` (B, N, C): the
-        pictures already encoded (`compare` decodes one encoding several ways). Greedy requests
+        many times in one batch and returns them most likely first. `encoded` (features (B, N, C),
+        people (B,)): the pictures already encoded (`compare` decodes one encoding several ways). Greedy requests
         with one length limit share model calls (`submit`: the batcher's, or on_its_way's)."""
         if not pictures:
             return []
         steps = settings.max_length or self.config.max_length
         seed = _pick_seed(settings.seed) if settings.strategy == "sample" else None
-        if settings.strategy == "greedy" and copies == 1 and features is None:
-            (encoded, people, rows), timing = (submit or self.batcher.submit)(("greedy", steps), pictures, len(pictures))
+        if settings.strategy == "greedy" and copies == 1 and encoded is None:
+            ((features, people), rows), timing = (submit or self.batcher.submit)(("greedy", steps), pictures,
+                                                                                 len(pictures))
         else:
-            (encoded, people, rows), timing = self._alone(lambda: self._encode_and_search(
-                pictures, settings, copies, steps, seed, features), submit)
-        encoded = np.asarray(encoded)                  # (B, N, C): read twice below, converted once
-        warnings = self._warnings(pictures, encoded)   # pixels and statistics: not the model's, outside its calls
+            ((features, people), rows), timing = self._alone(lambda: self._encode_and_search(
+                pictures, settings, copies, steps, seed, encoded), submit)
+        features = np.asarray(features)                # (B, N, C): read twice below, converted once
+        warnings = self._warnings(pictures, features)  # pixels and statistics: not the model's, outside its calls
         captions = [self._caption(pictures[i // copies], *row, settings.strategy, seed, warnings[i // copies],
-                                  encoded[i // copies], float(people[i // copies])) for i, row in enumerate(rows)]
+                                  features[i // copies], float(people[i // copies])) for i, row in enumerate(rows)]
         for caption in captions:
             caption.timing = dataclasses.replace(timing)
         return sorted(captions, key=lambda c: -c.log_prob) if copies > 1 else captions
@@ -216,20 +224,20 @@ class Captioner:
 
     def _run_batch(self, key, items: list) -> list:
         """The batcher's model call for greedy requests sharing a length limit, key ("greedy", steps),
-        items their picture lists -> per request (features (B, N, C), people (B,), rows)."""
+        items their picture lists -> per request ((features (B, N, C), people (B,)), rows)."""
         # Each request's pictures are encoded as they would be alone (the LiteRT encoder takes one
         # image a call anyway): only the decoder loop, where batching pays, is shared.
-        encoded = [self.features(pictures) for pictures in items]
-        people = [self.people(pictures, features) for pictures, features in zip(items, encoded)]
-        rows = self._greedy(tf.concat(encoded, 0) if len(encoded) > 1 else encoded[0], key[1], np.concatenate(people))
+        encoded = [self._encode(pictures) for pictures in items]
+        features = tf.concat([f for f, _ in encoded], 0) if len(encoded) > 1 else encoded[0][0]
+        rows = self._greedy(features, key[1], np.concatenate([people for _, people in encoded]))
         starts = np.cumsum([0] + [len(pictures) for pictures in items])
-        return [(features, seen, rows[a:b]) for features, seen, a, b in zip(encoded, people, starts, starts[1:])]
+        return [(request, rows[a:b]) for request, a, b in zip(encoded, starts, starts[1:])]
 
-    def _encode_and_search(self, pictures, settings, copies, steps, seed, features=None) -> tuple:
-        encoded = self.features(pictures) if features is None else features
-        people = self.people(pictures, encoded)
-        features = tf.repeat(encoded, copies, axis=0) if copies > 1 else encoded   # (B * copies, N, C)
-        return encoded, people, self._search(features, settings, steps, seed, np.repeat(people, copies))
+    def _encode_and_search(self, pictures, settings, copies, steps, seed, encoded=None) -> tuple:
+        encoded = self._encode(pictures) if encoded is None else encoded
+        features, people = encoded
+        features = tf.repeat(features, copies, axis=0) if copies > 1 else features   # (B * copies, N, C)
+        return encoded, self._search(features, settings, steps, seed, np.repeat(people, copies))
 
     def _greedy(self, features, steps: int, people) -> list[tuple]:
         """Greedy rows for (B, N, C) features and (B,) people: on LiteRT where it is, in the smallest
@@ -329,12 +337,13 @@ class Captioner:
             for step, seen in zip(nouns, self._classes_behind(features, np.asarray(attention, np.float32)[nouns])):
                 imagenet[step] = seen
         for step in nouns if whole is not None else ():
-            # As the gate reads it (model.CopyPath.seen): the head speaks for what is not a person.
-            if int(ids[step]) in self._person_words and self._detectors is not None:
-                evidence[step], imagenet[step] = person, (PERSON_SEEN, person)
-            else:
-                seen = person if person >= PERSON_SEEN_AT else 0.0
-                evidence[step] = float(whole[self._named_by.get(int(ids[step]), [])].sum()) * (1.0 - seen)
+            # As the gate reads it (model.CopyPath.seen): a person seen at even odds or more is one
+            # class more, and the head's classes share what is left.
+            seen = person if person >= PERSON_SEEN_AT and self._detectors is not None else 0.0
+            evidence[step] = float(whole[self._named_by.get(int(ids[step]), [])].sum()) * (1.0 - seen)
+            if int(ids[step]) in self._person_words and seen:
+                evidence[step] += seen
+                imagenet[step] = (PERSON_SEEN, seen)
         grid = self.config.grid_size
         return Caption(text=" ".join(words), words=words, probs=self._shown(set(nouns), probs[:len(words)], evidence),
                        attention=np.asarray(attention[:len(words)], np.float32).reshape(len(words), grid, grid),

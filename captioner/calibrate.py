@@ -57,11 +57,12 @@ def fit_person_probe(config: dict, photos: list, photos_dir) -> dict:
     It counts from the noun gate's choice on (the gate is where the model reads it)."""
     from .people import PersonDetectors, PersonProbe, shows_person
     from .sandbox import load_untrusted_image
+    config["model"].update(person_face=0.0, person_body=0.0, person_bias=0.0)   # off unless fitted now
     found = [photo for photo in photos if (Path(photos_dir) / photo["file"]).is_file()]
-    scores = PersonDetectors()([load_untrusted_image(Path(photos_dir) / photo["file"]) for photo in found])
     truth = [shows_person(photo) for photo in found]
-    if len(set(truth)) < 2:   # nothing to tell apart: off
+    if len(set(truth)) < 2:   # nothing to tell apart
         return {}
+    scores = PersonDetectors()([load_untrusted_image(Path(photos_dir) / photo["file"]) for photo in found])
     probe = PersonProbe.fit(scores, truth)
     config["model"].update(person_face=probe.face, person_body=probe.body, person_bias=probe.bias)
     said = probe.probability(scores) >= 0.5

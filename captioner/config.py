@@ -19,7 +19,8 @@ LIMITS = {"image_size": (0, 1024), "grid_size": (1, 64), "feature_dim": (1, 8192
           "word_prior_scale": (0.0, 100.0), "copy_weight": (0.0, 1.0), "noun_evidence": (0.0, 1.0),
           "setting_evidence": (0.0, 1.0),
           "noun_confidence_slope": (0.0, 10.0), "noun_confidence_bias": (-10.0, 10.0),
-          "noun_confidence_evidence": (0.0, 10.0),
+          "noun_confidence_evidence": (0.0, 10.0), "person_face": (-50.0, 50.0), "person_body": (-50.0, 50.0),
+          "person_bias": (-50.0, 50.0),
           "epochs": (0, 100_000), "batch_size": (1, 65_536),
           "val_fraction": (0.0, 0.99), "limit_captions": (0, 10 ** 9), "captions_per_image": (0, 10 ** 6),
           "length_step": (0, 100)}

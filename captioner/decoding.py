@@ -134,7 +134,7 @@ def beam_search(model, features, max_length, beam_size, length_alpha, advance=No
     length_alpha (length normalisation, Wu et al. 2016).
     """
     k = beam_size
-    projected, keys, hidden = model.encode(features, people)                  # (1, N, E), (1, N, U[+C]), (1, U[+I][+1000])
+    projected, keys, hidden = model.encode(features, people)                  # (1, N, E), (1, N, U[+C]), (1, state: model.py)
     # Every beam looks at the same image: tile once; only the hidden state is reordered per step.
     projected, keys, hidden = (tf.repeat(x, k, axis=0) for x in (projected, keys, hidden))
     advance = advance or (lambda *state: beam_step(model, *state))

@@ -125,7 +125,8 @@ class LiteRTGreedy:
         self._interpreter = _interpreter(model_path, threads)
         details = {d["name"]: d for d in self._interpreter.get_input_details()}
         self._features, self._steps = details["features"]["index"], details["max_length"]["index"]
-        self._people = details["people"]["index"]
+        # A checkpoint without the noun gate never reads it, and the converter may drop it.
+        self._people = details["people"]["index"] if "people" in details else None
         self.batch = int(details["features"]["shape"][0])
         # The converter names outputs Identity, Identity_1, ... in the order the function returns them.
         outputs = sorted(self._interpreter.get_output_details(), key=lambda d: (len(d["name"]), d["name"]))
@@ -142,7 +143,8 @@ class LiteRTGreedy:
         padded = np.concatenate([features, np.repeat(features[:1], self.batch - rows, 0)])
         self._interpreter.set_tensor(self._features, padded)
         self._interpreter.set_tensor(self._steps, np.asarray(max_length, np.int32))
-        self._interpreter.set_tensor(self._people, np.concatenate([people, np.repeat(people[:1], self.batch - rows)]))
+        if self._people is not None:
+            self._interpreter.set_tensor(self._people, np.concatenate([people, np.repeat(people[:1], self.batch - rows)]))
         self._interpreter.invoke()
         return tuple(self._interpreter.get_tensor(index)[:rows].copy() for index in self._outputs)
 

@@ -17,7 +17,7 @@ def test_the_recipe_says_every_way_the_shipped_model_differs_from_the_config_def
     """ModelConfig's defaults are the plain Show, Attend and Tell; the recipe lists each field the
     shipped model sets otherwise. Fields set by training (the encoder's grid, the vocabulary) and those
     calibration chose after it (the prior's scale, the copy share, the evidence gates' thresholds, the
-    noun confidences' scaling) are the only others that differ."""
+    noun confidences' scaling, the person probe) are the only others that differ."""
     recipe = load_recipe()
     shipped = CheckpointConfig.from_dict(json.loads((ROOT / "assets" / "model" / "config.json").read_text())).model
     stated = recipe.differences()["model"]
@@ -26,7 +26,7 @@ def test_the_recipe_says_every_way_the_shipped_model_differs_from_the_config_def
         assert f"\n{field} = " in text, field
     after_training = {"grid_size", "feature_dim", "vocab_size", "word_prior_scale", "copy_weight",
                       "noun_evidence", "setting_evidence", "noun_confidence_slope", "noun_confidence_bias",
-                      "noun_confidence_evidence"}
+                      "noun_confidence_evidence", "person_face", "person_body", "person_bias"}
     differ = {f.name for f in dataclasses.fields(ModelConfig)
               if getattr(shipped, f.name) != getattr(ModelConfig(), f.name)}
     assert differ - after_training <= set(stated), differ - set(stated)
