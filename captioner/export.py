@@ -3,6 +3,9 @@
 Its `serving_default` signature takes one encoded image (a scalar string tensor: JPEG, PNG, GIF
 or BMP bytes) and returns the greedy caption, its words and probabilities, and the attention maps.
 Decoding, resizing, encoding and the caption loop all run inside the graph: no Python needed.
+Not in it: the person detectors (people.py: TFLite flatbuffers, which a SavedModel graph cannot run;
+the loop gets no person probability, so it names people as the ImageNet head sees them) and the
+setting cut (api.Captioner, after decoding).
 """
 from __future__ import annotations
 
