@@ -55,8 +55,13 @@ def cache_folder() -> Path:
     return Path(os.environ.get("CAPTIONER_CACHE") or Path.home() / ".cache" / "captioner") / "litert"
 
 
-def _interpreter(model_path: Path, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
+def interpreter(model_path: Path, threads: int):
+    """A flatbuffer's interpreter, its tensors allocated: LiteRT's, else TensorFlow's own (which runs
+    the same files; people.py's detectors run either way)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tensorflow.lite import Interpreter
     interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
     with quiet_stderr():   # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
         interpreter.allocate_tensors()
@@ -70,7 +75,7 @@ class LiteRTFeatures:
 
     def __init__(self, model_path: Path, threads: int = 2):
         self.path = model_path
-        self._interpreter = _interpreter(model_path, threads)
+        self._interpreter = interpreter(model_path, threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
 
@@ -122,7 +127,7 @@ class LiteRTGreedy:
 
     def __init__(self, model_path: Path, threads: int = 2):
         self.path = model_path
-        self._interpreter = _interpreter(model_path, threads)
+        self._interpreter = interpreter(model_path, threads)
         details = {d["name"]: d for d in self._interpreter.get_input_details()}
         self._features, self._steps = details["features"]["index"], details["max_length"]["index"]
         # A checkpoint without the noun gate never reads it, and the converter may drop it.

@@ -14,8 +14,6 @@ and other nouns need the head's evidence for what is not a person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 from .assets import ASSETS
@@ -38,7 +36,8 @@ class PersonDetectors:
     (LiteRT interpreters): the Captioner calls it inside its model calls."""
 
     def __init__(self, threads: int = 1):
-        self._interpreters = {name: _interpreter(path, threads) for name, path in DETECTORS.items()}
+        from .litert import interpreter
+        self._interpreters = {name: interpreter(path, threads) for name, path in DETECTORS.items()}
 
     def __call__(self, pictures) -> np.ndarray:
         return np.array([[self._best(interpreter, image) for interpreter in self._interpreters.values()]
@@ -68,23 +67,6 @@ def _small(picture):
     return (image.reduce(factor) if factor > 1 else image).convert("RGB")
 
 
-def _interpreter(path: Path, threads: int):
-    from . import quiet_stderr
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:   # TensorFlow's own runs the same flatbuffers
-        from tensorflow.lite import Interpreter
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    with quiet_stderr():
-        interpreter.allocate_tensors()
-    return interpreter
-
-
-def _logit(p) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
-
-
 @dataclass(frozen=True)
 class PersonProbe:
     face: float = 0.0
@@ -102,19 +84,16 @@ class PersonProbe:
 
     @classmethod
     def fit(cls, scores, shows_person, l2: float = 1.0) -> "PersonProbe":
-        """(N, 2) detector scores, (N,) whether a person is in each picture -> the probe (Newton's
-        method on the L2-penalised log-loss: a few dozen pictures, three numbers)."""
-        x = np.c_[_logit(scores), np.ones(len(scores))]
-        y = np.asarray(shows_person, np.float64)
-        penalty = l2 * np.diag([1.0, 1.0, 0.0])
-        w = np.zeros(3)
-        for _ in range(50):
-            p = 1.0 / (1.0 + np.exp(-x @ w))
-            step = np.linalg.solve(x.T @ (x * (p * (1 - p))[:, None]) + penalty, x.T @ (p - y) + penalty @ w)
-            w -= step
-            if np.abs(step).max() < 1e-8:
-                break
-        return cls(*(round(float(v), 4) for v in w))
+        """(N, 2) detector scores, (N,) whether a person is in each picture -> the probe
+        (confidence.fit_logistic with an L2 penalty on the two weights: a few dozen pictures)."""
+        from .confidence import fit_logistic
+        (face, body), bias = fit_logistic(_logit(scores), list(shows_person), ridge=l2)
+        return cls(face, body, bias)
+
+
+def _logit(scores) -> np.ndarray:
+    from .confidence import logit
+    return logit(np.asarray(scores, np.float64), eps=1e-4)   # detector scores down to 1e-13: a bounded logit
 
 
 def shows_person(photo: dict) -> bool:
